@@ -1,0 +1,139 @@
+"""Command line: admins, demo data, ledger verification, the job worker."""
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from .extensions import db
+
+users_cli = AppGroup("users", help="User accounts.")
+ledger_cli = AppGroup("ledger", help="The points ledger.")
+jobs_cli = AppGroup("jobs", help="Background jobs.")
+
+DEMO_PASSWORD = "demo-pass-2026"
+# Later features append (label, function) pairs; each is called by seed-demo and must be idempotent.
+DEMO_SEEDERS = []
+
+
+def demo_seeder(label: str):
+    def decorator(fn):
+        DEMO_SEEDERS.append((label, fn))
+        return fn
+
+    return decorator
+
+
+@users_cli.command("create-admin")
+@click.option("--phone", required=True)
+@click.option("--password", required=True)
+@click.option("--display-name", default="District admin")
+def create_admin(phone, password, display_name):
+    """Create a district admin."""
+    from marshmallow import ValidationError
+
+    from .accounts import service
+    from .accounts.schemas import StaffIn
+    from .errors import AppError
+
+    try:
+        data = StaffIn().load({"phone": phone, "password": password, "display_name": display_name,
+                               "role": "district_admin"})
+        user = service.create_staff(data)
+        db.session.commit()
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid: {exc.messages}")
+    except AppError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.detail)
+    click.echo(f"district admin {service.mask_phone(user.phone)} created (id {user.id})")
+
+
+@click.command("seed-demo")
+def seed_demo():
+    """Load geography and demo data; safe to run twice."""
+    from .accounts import service
+    from .accounts.models import User
+
+    created = service.load_geography()
+    demo = service.add_community("方松街道", "松江示范社区（演示）", is_demo=True)
+    demo2 = service.add_community("中山街道", "中山示范社区（演示）", is_demo=True)
+    db.session.commit()
+    lines = [f"geography: {created} new streets/communities; demo communities: {demo.name}, {demo2.name}"]
+
+    def staff(phone, name, role, **scope):
+        user = db.session.scalar(select(User).where(User.phone == phone))
+        if user is None:
+            user = service.create_staff({"phone": phone, "password": DEMO_PASSWORD, "display_name": name,
+                                         "role": role, **scope})
+        return user
+
+    staff("13800000000", "区管理员（演示）", "district_admin")
+    staff("13800000001", "社区工作者（演示）", "community_staff", community_ids=[demo.id, demo2.id])
+    residents = []
+    for phone, name in (("13900000001", "王家（演示）"), ("13900000002", "李家（演示）")):
+        user = db.session.scalar(select(User).where(User.phone == phone))
+        if user is None:
+            user, _ = service.register({"phone": phone, "password": DEMO_PASSWORD, "display_name": name,
+                                        "community_id": demo.id})
+        residents.append(user)
+    db.session.commit()
+    context = {"community": demo, "community2": demo2, "residents": residents, "staff": staff}
+    for label, fn in DEMO_SEEDERS:
+        note = fn(context)
+        db.session.commit()
+        if note:
+            lines.append(f"{label}: {note}")
+    lines += [
+        "demo accounts (password for all: " + DEMO_PASSWORD + "):",
+        "  district admin   13800000000",
+        "  community staff  13800000001",
+        "  residents        13900000001, 13900000002 (household cards "
+        + ", ".join(r.household.card_number for r in residents) + ")",
+    ]
+    lines += [f"  {extra}" for extra in context.get("extra_accounts", [])]
+    click.echo("\n".join(lines))
+
+
+@ledger_cli.command("verify")
+def verify_ledger():
+    """Recompute every hash chain and balance; exit 1 naming what differs."""
+    from .ledger import service
+
+    problems = service.verify()
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        click.echo(f"ledger verify: {len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    click.echo("ledger verify: every chain, balance and transfer checks out")
+
+
+@jobs_cli.command("requeue")
+def requeue():
+    """Push again jobs whose push was lost."""
+    from . import jobs
+
+    click.echo(f"requeued {jobs.requeue_stale()} job(s)")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(burst):
+    """Run an RQ worker for the background jobs."""
+    from redis import Redis
+    from rq import Queue, Worker
+
+    from .jobs import QUEUE
+
+    url = current_app.config.get("REDIS_URL")
+    if not url:
+        raise click.ClickException("REDIS_URL is not set: jobs run inline, no worker is needed")
+    connection = Redis.from_url(url)
+    Worker([Queue(QUEUE, connection=connection)], connection=connection).work(burst=burst)
+
+
+def register_cli(app) -> None:
+    for command in (users_cli, ledger_cli, jobs_cli, seed_demo, worker):
+        app.cli.add_command(command)

@@ -1,0 +1,93 @@
+"""Settings read from environment variables.
+
+One Config; tests and scripts pass overrides to `create_app` instead of
+subclassing. Production (`APP_ENV=production`) refuses to start with a
+missing or default secret.
+"""
+import os
+from datetime import timedelta
+from pathlib import Path
+
+DEV_SECRET = "dev-only-secret-change-me-0123456789"
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message names the variable."""
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'songjiang.db'}"
+    # Heroku-style URLs and the plain driver name both mean psycopg 3 here.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def load_config() -> dict:
+    """Read every setting from the environment."""
+    env = os.environ.get("APP_ENV", "development").strip().lower()
+    redis_url = os.environ.get("REDIS_URL") or None
+    return {
+        "APP_ENV": env,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or DEV_SECRET,
+        "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY") or DEV_JWT_SECRET,
+        "JWT_ACCESS_TTL": timedelta(seconds=_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)),
+        "JWT_REFRESH_TTL": timedelta(seconds=_int("JWT_REFRESH_TTL_SECONDS", 30 * 24 * 3600)),
+        "SQLALCHEMY_DATABASE_URI": _database_url(),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        "JOBS_INLINE": _bool("JOBS_INLINE", redis_url is None),
+        "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "sjc"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
+        "PASSWORD_HASH_METHOD": os.environ.get("PASSWORD_HASH_METHOD", "scrypt"),
+        "REDEMPTION_CODE_TTL_SECONDS": _int("REDEMPTION_CODE_TTL_SECONDS", 120),
+        "VOID_WINDOW_SECONDS": _int("VOID_WINDOW_SECONDS", 24 * 3600),
+        "POINTS_EXPIRY_MONTHS": _int("POINTS_EXPIRY_MONTHS", 24),
+        "EXPORT_DIR": os.environ.get("EXPORT_DIR") or str(INSTANCE_DIR / "exports"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        # flask-smorest / OpenAPI
+        "API_TITLE": "Songjiang Carbon Credit API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "JSON_SORT_KEYS": False,
+    }
+
+
+def check_production(config: dict) -> None:
+    """Refuse to run production on a missing or default secret."""
+    if config.get("APP_ENV") != "production":
+        return
+    for name, default in (("SECRET_KEY", DEV_SECRET), ("JWT_SECRET_KEY", DEV_JWT_SECRET)):
+        value = config.get(name)
+        if not value or value == default or len(value) < 32:
+            raise ConfigError(
+                f"{name} must be set to a random value of at least 32 characters in production"
+            )

@@ -1,0 +1,42 @@
+"""GET /healthz: is the database reachable, and Redis when configured."""
+from flask import current_app
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy import text
+
+from .extensions import db
+
+bp = Blueprint("health", __name__, description="Liveness of the service and its backing stores")
+
+
+class HealthOut(Schema):
+    status = fields.String()
+    database = fields.String()
+    redis = fields.String()
+
+
+@bp.route("/healthz", methods=["GET"])
+@bp.response(200, HealthOut)
+@bp.alt_response(503, schema=HealthOut, description="A backing store is down")
+def healthz():
+    """Check the database and Redis"""
+    report = {"status": "ok", "database": "ok", "redis": "disabled"}
+    try:
+        db.session.execute(text("SELECT 1"))
+        db.session.rollback()
+    except Exception:  # any failure of the store means "down"; details go to the log only
+        current_app.logger.exception("health check: database unreachable")
+        report["database"] = "error"
+    if current_app.config.get("REDIS_URL"):
+        try:
+            from redis import Redis
+
+            Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2).ping()
+            report["redis"] = "ok"
+        except Exception:
+            current_app.logger.exception("health check: redis unreachable")
+            report["redis"] = "error"
+    if "error" in report.values():
+        report["status"] = "error"
+        return report, 503
+    return report

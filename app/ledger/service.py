@@ -1,0 +1,360 @@
+"""The only code that moves points.
+
+Every movement is a transfer: two entries, one negative and one positive,
+each appended to its account's hash chain. The accounts are locked in id
+order (`SELECT … FOR UPDATE`; on SQLite the write transaction already holds
+the database lock), and the balance changes by a guarded UPDATE that also
+checks the chain head, so no balance of a household, merchant or campaign
+goes below zero under any interleaving. None of these functions commit.
+"""
+import hashlib
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..columns import new_id, utcnow
+from ..errors import Conflict, InsufficientPoints
+from ..extensions import db
+from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
+
+SYSTEM_SHARDS = 16
+SYSTEM_OWNER = "district"
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def ensure_account(kind: str, owner_id: str, shard: int = 0) -> LedgerAccount:
+    """The account of (kind, owner), created if missing; safe under concurrent creation."""
+    found = db.session.scalar(
+        select(LedgerAccount).where(
+            LedgerAccount.kind == kind, LedgerAccount.owner_id == owner_id, LedgerAccount.shard == shard
+        )
+    )
+    if found is not None:
+        return found
+    try:
+        with db.session.begin_nested():
+            account = LedgerAccount(kind=kind, owner_id=owner_id, shard=shard)
+            db.session.add(account)
+        return account
+    except IntegrityError:
+        return db.session.scalar(
+            select(LedgerAccount).where(
+                LedgerAccount.kind == kind, LedgerAccount.owner_id == owner_id, LedgerAccount.shard == shard
+            )
+        )
+
+
+def system_account(kind: str, spread_key: str) -> LedgerAccount:
+    """One shard of the issuance or expiry account, chosen by a stable hash of `spread_key`."""
+    assert kind in SYSTEM_KINDS
+    return ensure_account(kind, SYSTEM_OWNER, zlib.crc32(spread_key.encode()) % SYSTEM_SHARDS)
+
+
+def account_of(kind: str, owner_id: str) -> LedgerAccount:
+    """The account of an owner (household, merchant, campaign)."""
+    return ensure_account(kind, owner_id)
+
+
+# ---------------------------------------------------------------- transfers
+
+
+def entry_hash(prev_hash: str, entry: LedgerEntry) -> str:
+    fields = [
+        prev_hash, entry.id, entry.transfer_id, entry.account_id, str(entry.seq), str(entry.amount),
+        str(entry.balance_after), entry.kind, entry.ref_type, entry.ref_id, entry.actor_id or "",
+        entry.reason or "", entry.created_at.isoformat(),
+    ]
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
+@dataclass
+class Transfer:
+    id: str
+    amount: int
+    debit_entry: LedgerEntry
+    credit_entry: LedgerEntry
+
+
+def _lock(account_ids: list[str]) -> dict[str, LedgerAccount]:
+    rows = db.session.scalars(
+        select(LedgerAccount)
+        .where(LedgerAccount.id.in_(account_ids))
+        .order_by(LedgerAccount.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    return {row.id: row for row in rows}
+
+
+def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, **fields) -> LedgerEntry:
+    """Append one entry to an account's chain and move its cached balance, guarded."""
+    entry = LedgerEntry(
+        id=new_id(), transfer_id=transfer_id, account_id=account.id, seq=account.seq + 1,
+        amount=amount, balance_after=account.balance + amount, created_at=now,
+        prev_hash=account.head_hash, **fields,
+    )
+    entry.hash = entry_hash(account.head_hash, entry)
+    guard = [LedgerAccount.id == account.id, LedgerAccount.seq == account.seq]
+    if account.kind not in SYSTEM_KINDS and amount < 0:
+        guard.append(LedgerAccount.balance >= -amount)
+    changed = db.session.execute(
+        update(LedgerAccount)
+        .where(*guard)
+        .values(balance=LedgerAccount.balance + amount, seq=entry.seq, head_hash=entry.hash)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        if amount < 0:
+            raise InsufficientPoints()
+        raise Conflict("The account changed concurrently; retry")
+    account.balance, account.seq, account.head_hash = entry.balance_after, entry.seq, entry.hash
+    db.session.add(entry)
+    return entry
+
+
+def transfer(
+    debit: LedgerAccount,
+    credit: LedgerAccount,
+    amount: int,
+    *,
+    kind: str,
+    ref_type: str,
+    ref_id: str,
+    actor_id: str | None = None,
+    reason: str | None = None,
+    restores: str | None = None,
+    from_lot: str | None = None,
+    expires_at: datetime | None = None,
+) -> Transfer:
+    """Move `amount` points from `debit` to `credit`; raise InsufficientPoints if `debit` cannot pay.
+
+    `restores` names an earlier transfer whose consumed lots this credit gives
+    back (a void, a refund); `from_lot` makes a household debit take exactly
+    that lot (expiry). Does not commit.
+    """
+    if not isinstance(amount, int) or amount <= 0:
+        raise ValueError("a transfer moves a positive whole number of points")
+    if debit.id == credit.id:
+        raise ValueError("a transfer needs two accounts")
+    locked = _lock([debit.id, credit.id])
+    debit, credit = locked[debit.id], locked[credit.id]
+    if debit.kind not in SYSTEM_KINDS and debit.balance < amount:
+        raise InsufficientPoints(f"The account holds {debit.balance} points, {amount} are needed")
+    now = utcnow()
+    transfer_id = new_id()
+    fields = dict(kind=kind, ref_type=ref_type, ref_id=str(ref_id), actor_id=actor_id, reason=reason)
+    debit_entry = _append(debit, -amount, transfer_id, now, **fields)
+    credit_entry = _append(credit, amount, transfer_id, now, **fields)
+    if debit.kind == "household":
+        _consume_lots(debit.id, amount, transfer_id, from_lot)
+    if credit.kind == "household":
+        _add_lots(credit.id, amount, transfer_id, now, restores, expires_at)
+    return Transfer(transfer_id, amount, debit_entry, credit_entry)
+
+
+def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str | None) -> None:
+    """Spend the lots that expire first (or exactly `from_lot`) and record which."""
+    query = select(PointLot).where(PointLot.account_id == account_id, PointLot.remaining > 0)
+    if from_lot is not None:
+        query = query.where(PointLot.id == from_lot)
+    lots = db.session.scalars(
+        query.order_by(PointLot.expires_at, PointLot.id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    left = amount
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        lot.remaining -= take
+        left -= take
+        db.session.add(LotUse(lot_id=lot.id, transfer_id=transfer_id, amount=take))
+    if left:
+        # Balance and lots disagree: the invariant check would flag it; refuse rather than go on.
+        raise Conflict("The household's point lots do not cover its balance")
+
+
+def _add_lots(account_id, amount, transfer_id, now, restores, expires_at) -> None:
+    left = amount
+    if restores is not None:
+        uses = db.session.scalars(
+            select(LotUse).where(LotUse.transfer_id == restores, LotUse.amount > 0).order_by(LotUse.id)
+        ).all()
+        for use in uses:
+            if left == 0:
+                break
+            lot = db.session.get(PointLot, use.lot_id, with_for_update=True)
+            back = min(use.amount, left, lot.amount - lot.remaining)
+            if back <= 0:
+                continue
+            lot.remaining += back
+            left -= back
+            db.session.add(LotUse(lot_id=lot.id, transfer_id=transfer_id, amount=-back))
+    if left:
+        if expires_at is None:
+            expires_at = _add_months(now, current_app.config["POINTS_EXPIRY_MONTHS"])
+        db.session.add(
+            PointLot(account_id=account_id, transfer_id=transfer_id, amount=left, remaining=left,
+                     expires_at=expires_at, created_at=now)
+        )
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, [31, 29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28,
+                           31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+# ---------------------------------------------------------------- household credits and clawbacks
+
+
+def award(household_id: str, amount: int, *, kind: str, ref_type: str, ref_id: str,
+          actor_id: str | None = None, reason: str | None = None, source: LedgerAccount | None = None) -> int:
+    """Credit a household from issuance (or `source`), withholding any outstanding clawback.
+
+    Returns the points that reached the wallet. Does not commit.
+    """
+    if amount <= 0:
+        return 0
+    wallet = account_of("household", household_id)
+    source = source or system_account("issuance", household_id)
+    transfer(source, wallet, amount, kind=kind, ref_type=ref_type, ref_id=ref_id, actor_id=actor_id, reason=reason)
+    owed = wallet.clawback
+    if owed <= 0:
+        return amount
+    withheld = min(owed, amount)
+    transfer(wallet, system_account("issuance", household_id), withheld, kind="clawback_recovery",
+             ref_type=ref_type, ref_id=ref_id, actor_id=actor_id, reason="Withheld against an earlier reversal")
+    _change_clawback(wallet, -withheld)
+    return amount - withheld
+
+
+def take_back(household_id: str, amount: int, *, kind: str, ref_type: str, ref_id: str,
+              actor_id: str | None = None, reason: str | None = None, to: LedgerAccount | None = None) -> int:
+    """Debit up to `amount` from a household; what it no longer holds becomes a clawback.
+
+    Returns the points actually taken now. Does not commit.
+    """
+    if amount <= 0:
+        return 0
+    wallet = account_of("household", household_id)
+    target = to or system_account("issuance", household_id)
+    wallet = _lock([wallet.id, target.id])[wallet.id]  # both, in id order, before reading the balance
+    take = min(wallet.balance, amount)
+    if take:
+        transfer(wallet, target, take, kind=kind,
+                 ref_type=ref_type, ref_id=ref_id, actor_id=actor_id, reason=reason)
+    if amount - take:
+        _change_clawback(wallet, amount - take)
+    return take
+
+
+def _change_clawback(wallet: LedgerAccount, delta: int) -> None:
+    db.session.execute(
+        update(LedgerAccount).where(LedgerAccount.id == wallet.id)
+        .values(clawback=LedgerAccount.clawback + delta)
+        .execution_options(synchronize_session=False)
+    )
+    wallet.clawback += delta
+
+
+# ---------------------------------------------------------------- reading
+
+
+def wallet_summary(household_id: str) -> dict:
+    """Balance, clawback, lifetime earned and redeemed, points expiring within 30 days."""
+    wallet = account_of("household", household_id)
+    totals = dict(
+        db.session.execute(
+            select(LedgerEntry.kind, func.coalesce(func.sum(LedgerEntry.amount), 0))
+            .where(LedgerEntry.account_id == wallet.id)
+            .group_by(LedgerEntry.kind)
+        ).all()
+    )
+    earned = sum(int(v) for k, v in totals.items() if k in EARNING_KINDS)
+    redeemed = -sum(int(v) for k, v in totals.items() if k in REDEEMING_KINDS)
+    expiring = db.session.scalar(
+        select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
+            PointLot.account_id == wallet.id, PointLot.remaining > 0,
+            PointLot.expires_at <= utcnow() + timedelta(days=30),
+        )
+    )
+    return {
+        "balance": wallet.balance,
+        "clawback_points": wallet.clawback,
+        "lifetime_earned": earned,
+        "lifetime_redeemed": max(redeemed, 0),
+        "expiring_30d": int(expiring or 0),
+    }
+
+
+# Entry kinds that earn points for a household, and those that spend them on rewards.
+EARNING_KINDS = {"action", "campaign_bonus", "checkin", "adjustment"}
+REDEEMING_KINDS = {"redemption", "redemption_void"}
+
+
+def entries_page(account_id: str, limit: int, cursor: tuple[datetime, str] | None):
+    query = select(LedgerEntry).where(LedgerEntry.account_id == account_id)
+    if cursor is not None:
+        created, entry_id = cursor
+        query = query.where(
+            (LedgerEntry.created_at < created) | ((LedgerEntry.created_at == created) & (LedgerEntry.id < entry_id))
+        )
+    return db.session.scalars(
+        query.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)
+    ).all()
+
+
+# ---------------------------------------------------------------- verification
+
+
+def verify() -> list[str]:
+    """Recompute every chain, balance, transfer and lot total; return what differs (empty when sound)."""
+    problems: list[str] = []
+    accounts = db.session.scalars(select(LedgerAccount).order_by(LedgerAccount.id)).all()
+    for account in accounts:
+        prev, balance, seq = GENESIS, 0, 0
+        entries = db.session.execute(
+            select(LedgerEntry).where(LedgerEntry.account_id == account.id).order_by(LedgerEntry.seq)
+            .execution_options(yield_per=2000)
+        ).scalars()
+        label = f"account {account.id} ({account.kind} {account.owner_id}#{account.shard})"
+        for entry in entries:
+            seq += 1
+            balance += entry.amount
+            if entry.seq != seq:
+                problems.append(f"{label}: entry {entry.id} has seq {entry.seq}, expected {seq} (entry missing)")
+                seq = entry.seq
+            if entry.prev_hash != prev:
+                problems.append(f"{label}: entry {entry.id} does not follow the previous entry's hash")
+            if entry_hash(entry.prev_hash, entry) != entry.hash:
+                problems.append(f"{label}: entry {entry.id} was altered (hash mismatch)")
+            if entry.balance_after != balance:
+                problems.append(f"{label}: entry {entry.id} balance_after {entry.balance_after}, recomputed {balance}")
+            prev = entry.hash
+        if seq != account.seq or prev != account.head_hash:
+            problems.append(f"{label}: chain head differs from the account (entries removed or added)")
+        if balance != account.balance:
+            problems.append(f"{label}: cached balance {account.balance}, entries sum to {balance}")
+        if account.kind == "household":
+            lots = db.session.scalar(
+                select(func.coalesce(func.sum(PointLot.remaining), 0)).where(PointLot.account_id == account.id)
+            )
+            if int(lots) != account.balance:
+                problems.append(f"{label}: open lots hold {lots} points, balance is {account.balance}")
+    unbalanced = db.session.execute(
+        select(LedgerEntry.transfer_id, func.sum(LedgerEntry.amount), func.count())
+        .group_by(LedgerEntry.transfer_id)
+        .having((func.sum(LedgerEntry.amount) != 0) | (func.count() != 2))
+    ).all()
+    for transfer_id, total, count in unbalanced:
+        problems.append(f"transfer {transfer_id}: {count} entries summing to {total}, expected 2 summing to 0")
+    return problems

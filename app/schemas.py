@@ -1,0 +1,96 @@
+"""Schema pieces shared by every feature: strict input, Decimal strings, aware times, pages."""
+import base64
+import json
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+QUANTITY_RE = r"^[0-9]{1,6}(\.[0-9]{1,3})?$"
+
+
+class StrictSchema(Schema):
+    """Input schema: unknown fields are refused (422), so server-owned fields cannot be set."""
+
+
+class DecimalString(fields.Field):
+    """A Decimal carried as a JSON string, e.g. "1.250"."""
+
+    def __init__(self, pattern: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.pattern = pattern
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return format(Decimal(value), "f")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("Must be a decimal number written as a string, e.g. \"1.5\".")
+        import re
+
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            raise ValidationError(f"Must match {self.pattern}.")
+        try:
+            number = Decimal(value)
+        except InvalidOperation as exc:
+            raise ValidationError("Not a decimal number.") from exc
+        if not number.is_finite():
+            raise ValidationError("Not a decimal number.")
+        return number
+
+    def _jsonschema_type_mapping(self):
+        return {"type": "string"}
+
+
+class AwareDateTime(fields.DateTime):
+    """An ISO 8601 time that must carry an offset."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if result.tzinfo is None:
+            raise ValidationError("Must include a UTC offset, e.g. 2026-05-01T08:30:00+08:00.")
+        if not (datetime(1970, 1, 2).date() <= result.date() <= datetime(9998, 12, 30).date()):
+            raise ValidationError("Out of range.")
+        return result
+
+
+class PageQuery(StrictSchema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None):
+    """(created_at, id) from a cursor, or None; a bad cursor is a 422 on `cursor`."""
+    if not cursor:
+        return None
+    from .errors import validation_error
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, row_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(row_id)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise validation_error("cursor", "Not a cursor this API gave out.")
+
+
+def page(rows, limit: int, item=lambda r: r) -> dict:
+    """{"items", "next_cursor"} from limit + 1 rows ordered newest first by (created_at, id)."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return {"items": [item(r) for r in rows], "next_cursor": next_cursor}
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    """A list reply `{"items": [...], "next_cursor": str | null}` of `item_schema`."""
+    return type(name, (Schema,), {
+        "items": fields.List(fields.Nested(item_schema), required=True),
+        "next_cursor": fields.String(allow_none=True, required=True),
+    })

@@ -1,0 +1,124 @@
+"""Test harness: one app per run, the schema built by the real migrations, a rolled-back transaction per test.
+
+TEST_DATABASE_URL picks the database (default: a fresh SQLite file) and
+TEST_REDIS_URL turns Redis on (rate-limit storage, RQ). Tests marked
+`committing` run outside the per-test transaction (races across real
+threads and connections) and the tables are emptied after them.
+"""
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app import create_app
+from app.extensions import db, limiter
+
+ON_CI = os.environ.get("CI", "").lower() == "true"
+_TMP = Path(tempfile.mkdtemp(prefix="sjc-tests-"))
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_TMP / 'test.db'}"
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "committing: runs with real commits (races); tables are emptied after")
+    config.addinivalue_line("markers", "postgres_only: needs PostgreSQL row locks")
+
+
+def test_config() -> dict:
+    url = DATABASE_URL
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "REDIS_URL": REDIS_URL,
+        "JOBS_INLINE": True,
+        "RATELIMIT_STORAGE_URI": REDIS_URL or "memory://",
+        "RATELIMIT_KEY_PREFIX": f"sjc-test-{uuid.uuid4().hex[:8]}",
+        "RATELIMIT_STORAGE_OPTIONS": {"key_prefix": f"LIMITS-test-{uuid.uuid4().hex[:8]}"} if REDIS_URL else {},
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "EXPORT_DIR": str(_TMP / "exports"),
+    }
+
+
+def _reset_schema(app) -> None:
+    import flask_migrate
+
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        flask_migrate.upgrade()
+
+
+@pytest.fixture(scope="session")
+def app():
+    if ON_CI and not REDIS_URL and DATABASE_URL.startswith("postgresql"):
+        raise RuntimeError("CI runs the PostgreSQL suite with Redis: set TEST_REDIS_URL")
+    application = create_app(test_config())
+    _reset_schema(application)
+    if REDIS_URL:
+        from redis import Redis
+
+        Redis.from_url(REDIS_URL).ping()  # unreachable Redis is a failure, never a skip
+    return application
+
+
+@pytest.fixture(autouse=True)
+def _isolated(request, app):
+    """Each test in a transaction rolled back at the end; app commits become savepoints."""
+    limiter.reset()
+    ctx = app.app_context()
+    ctx.push()
+    if request.node.get_closest_marker("committing"):
+        try:
+            yield
+        finally:
+            db.session.remove()
+            _empty_tables()
+            ctx.pop()
+        return
+    engines = db._app_engines[app]  # Flask-SQLAlchemy picks the bind from here, not from the session
+    engine = engines[None]
+    connection = engine.connect()
+    outer = connection.begin()
+    original = db.session
+    engines[None] = connection
+    db.session = db._make_scoped_session({"join_transaction_mode": "create_savepoint"})
+    try:
+        yield
+    finally:
+        db.session.remove()
+        db.session = original
+        engines[None] = engine
+        if outer.is_active:
+            outer.rollback()
+        connection.close()
+        ctx.pop()
+
+
+def _empty_tables() -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f'DELETE FROM "{table}"'))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def is_postgres(app):
+    return db.engine.dialect.name == "postgresql"
+
+
+from tests.fixtures import *  # noqa: E402,F401,F403  shared fixtures and builders
