@@ -2,7 +2,11 @@
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
+import http
+
+import marshmallow as ma
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -20,7 +24,40 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, the body of every 4xx and 5xx reply."""
+
+    type = ma.fields.String()
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String()
+    code = ma.fields.String(metadata={"description": "Stable snake_case error code"})
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+        metadata={"description": "422 only: field path → messages"},
+    )
+
+
+class ProblemApi(Api):
+    """flask-smorest Api whose documented error replies are application/problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self):
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            content_type = self.DEFAULT_RESPONSE_CONTENT_TYPE
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+                content_type = "application/problem+json"
+            prepare_response(response, self.spec, content_type)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, "application/problem+json")
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-api = Api()
+api = ProblemApi()
 limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")

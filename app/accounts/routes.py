@@ -57,7 +57,7 @@ def communities():
                deduct_when=_failed_invite, scope="invite-failures")
 @bp.arguments(RegisterIn)
 @bp.response(201, TokensOut)
-@bp.alt_response(409, description="phone_taken or household_full")
+@bp.alt_response(409, response="CONFLICT", description="phone_taken or household_full")
 def register(data):
     """Register a resident into a new household, or join one by invite code"""
     user, tokens = service.register(data)

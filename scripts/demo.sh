@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install, build the schema, load demo data and serve the API on http://127.0.0.1:5000
+# with the embedded defaults: SQLite under instance/, background jobs inline, no Redis needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e . >/dev/null
+unset DATABASE_URL REDIS_URL
+.venv/bin/flask --app app db upgrade
+.venv/bin/flask --app app seed-demo
+echo "API on http://127.0.0.1:5000/api/v1 — docs at http://127.0.0.1:5000/api/v1/docs (Ctrl-C stops)"
+exec .venv/bin/flask --app app run --host 127.0.0.1 --port "${PORT:-5000}"
