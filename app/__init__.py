@@ -60,9 +60,11 @@ def _register_blueprints(app: Flask) -> None:
 def _feature_blueprints():
     """Blueprints of the feature packages beyond accounts and the ledger."""
     from .activities.routes import bp as activities_bp
+    from .integrations.routes import bp as integrations_bp
+    from .merchants.routes import bp as merchants_bp
     from .rewards.routes import bp as rewards_bp
 
-    return [activities_bp, rewards_bp]
+    return [activities_bp, rewards_bp, integrations_bp, merchants_bp]
 
 
 def _register_hooks(app: Flask) -> None:

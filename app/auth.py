@@ -7,6 +7,7 @@ import time
 import jwt
 from flask import current_app, g, request
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from .columns import new_id, utcnow
 from .errors import Forbidden, Unauthenticated
@@ -55,6 +56,7 @@ def _load_user():
     row = db.session.execute(
         select(User, LoginSession.revoked_at)
         .join(LoginSession, LoginSession.user_id == User.id)
+        .options(joinedload(User.household))  # one round trip: most routes need the household
         .where(LoginSession.id == claims["sid"], User.id == claims["sub"])
     ).first()
     if row is None or row.revoked_at is not None:

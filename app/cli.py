@@ -11,6 +11,7 @@ from .extensions import db
 users_cli = AppGroup("users", help="User accounts.")
 ledger_cli = AppGroup("ledger", help="The points ledger.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
+points_cli = AppGroup("points", help="Household points: expiry.")
 
 DEMO_PASSWORD = "demo-pass-2026"
 # Later features append (label, function) pairs; each is called by seed-demo and must be idempotent.
@@ -118,6 +119,14 @@ def requeue():
     click.echo(f"requeued {jobs.requeue_stale()} job(s)")
 
 
+@points_cli.command("expire")
+def expire_points():
+    """Expire the point lots past their expiry date (run daily); safe to run twice."""
+    from .ledger.expiry import expire_points as expire
+
+    click.echo(f"expired {expire()} lot(s)")
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst):
@@ -137,3 +146,10 @@ def worker(burst):
 def register_cli(app) -> None:
     for command in (users_cli, ledger_cli, jobs_cli, seed_demo, worker):
         app.cli.add_command(command)
+    app.cli.add_command(points_cli)
+    from .activities.cli import factors_cli  # also registers the factor/demo-action seeder, first
+
+    app.cli.add_command(factors_cli)
+    from .integrations.cli import integrations_cli
+
+    app.cli.add_command(integrations_cli)

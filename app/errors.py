@@ -4,7 +4,7 @@ import logging
 import uuid
 
 from flask import Response, g, request
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("app.errors")
@@ -160,6 +160,15 @@ def register_error_handlers(app) -> None:
     def _request_id():
         g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
 
+    @app.before_request
+    def _refuse_nul():
+        # PostgreSQL text cannot hold NUL: an id with one names nothing, a query value with one is invalid.
+        if "\x00" in request.path:
+            raise NotFound()
+        for name, value in request.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                raise validation_error(name, "Must not contain NUL characters.")
+
     @app.after_request
     def _echo_request_id(response):
         response.headers.setdefault("X-Request-Id", g.get("request_id", ""))
@@ -184,6 +193,17 @@ def register_error_handlers(app) -> None:
         log.warning("integrity conflict request_id=%s: %s", g.get("request_id"), exc.orig.__class__.__name__)
         return problem(409, "conflict", "The request conflicts with the current state",
                        "A concurrent change got there first; retry")
+
+    @app.errorhandler(DataError)
+    def _data_error(exc):
+        # Safety net: validation should have refused the value (too long, out of range, NUL) first.
+        from .extensions import db
+
+        db.session.rollback()
+        log.warning("value refused by the database request_id=%s: %s", g.get("request_id"), exc.orig.__class__.__name__)
+        return problem(422, "validation_error", "The request has invalid fields",
+                       "A value is too long, out of range or cannot be stored",
+                       errors={"body": ["A value is too long, out of range or cannot be stored."]})
 
     @app.errorhandler(OperationalError)
     def _operational(exc):

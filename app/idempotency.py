@@ -13,7 +13,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 from flask import Response, g, request
-from sqlalchemy import LargeBinary, SmallInteger, String, delete, select, update
+from sqlalchemy import LargeBinary, SmallInteger, String, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,12 +49,13 @@ def _claim(scope: str, body_hash: str) -> IdempotencyRecord | None:
     """Insert a running claim and commit it; return the existing record instead if there is one."""
     now = utcnow()
     try:
-        db.session.add(IdempotencyRecord(scope_hash=scope, request_hash=body_hash, state="running", created_at=now))
+        db.session.execute(insert(IdempotencyRecord).values(
+            scope_hash=scope, request_hash=body_hash, state="running", created_at=now))
         db.session.commit()
         return None
     except IntegrityError:
         db.session.rollback()
-    existing = db.session.get(IdempotencyRecord, scope)
+    existing = db.session.get(IdempotencyRecord, scope, populate_existing=True)
     if existing is None:  # expired and swept between our insert and read
         return _claim(scope, body_hash)
     if existing.created_at < now - KEEP_FOR or (
@@ -68,7 +69,7 @@ def _claim(scope: str, body_hash: str) -> IdempotencyRecord | None:
         db.session.commit()
         if taken:
             return None
-        existing = db.session.get(IdempotencyRecord, scope)
+        existing = db.session.get(IdempotencyRecord, scope, populate_existing=True)
     return existing
 
 

@@ -78,9 +78,12 @@ def dispatch() -> None:
         for job_id in ids:
             run_job(job_id)
         return
-    queue = rq_queue()
-    for job_id in ids:
-        queue.enqueue("app.jobs.run_in_worker", job_id, job_id=f"job-{job_id}-{utcnow().timestamp()}")
+    try:
+        queue = rq_queue()
+        for job_id in ids:
+            queue.enqueue("app.jobs.run_in_worker", job_id)
+    except Exception:  # the rows are committed: `flask jobs requeue` pushes them again
+        log.exception("could not push %d job(s) to Redis; they stay queued for `jobs requeue`", len(ids))
 
 
 def rq_queue():

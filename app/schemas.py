@@ -1,16 +1,47 @@
 """Schema pieces shared by every feature: strict input, Decimal strings, aware times, pages."""
 import base64
 import json
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 QUANTITY_RE = r"^[0-9]{1,6}(\.[0-9]{1,3})?$"
 
 
 class StrictSchema(Schema):
     """Input schema: unknown fields are refused (422), so server-owned fields cannot be set."""
+
+    @pre_load
+    def _refuse_nul(self, data, **kwargs):
+        """PostgreSQL text cannot hold NUL: refuse it as a 422 on the field, not a 500 from the driver."""
+        path = _nul_path(data)
+        if path is not None:
+            message = "Must not contain NUL characters."
+            for key in reversed(path):
+                message = {key: message if isinstance(message, dict) else [message]}
+            raise ValidationError(message)
+        return data
+
+
+def _nul_path(value, path=()):
+    """The path to the first string (or key) holding a NUL character, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):  # a dict, or webargs' MultiDictProxy for query strings
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return (*path, key)
+            found = _nul_path(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _nul_path(item, (*path, index))
+            if found is not None:
+                return found
+    return None
 
 
 class DecimalString(fields.Field):
@@ -75,8 +106,11 @@ def decode_cursor(cursor: str | None):
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, row_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(row_id)
-    except (ValueError, TypeError, json.JSONDecodeError):
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None:  # UTC columns refuse naive times: that would be a 500
+            raise ValueError("naive time in cursor")
+        return moment.astimezone(timezone.utc), str(row_id)
+    except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
         raise validation_error("cursor", "Not a cursor this API gave out.")
 
 

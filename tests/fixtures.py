@@ -105,3 +105,13 @@ def admin(make_staff):
 @pytest.fixture
 def staff(make_staff):
     return make_staff("community_staff")
+
+
+@pytest.fixture
+def factor_set():
+    """The project's factors.csv (SJ-2026.1, from 2026-01-01), published."""
+    from app.activities import service as activities
+
+    published = activities.load_project_factors()
+    db.session.commit()
+    return published

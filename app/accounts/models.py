@@ -61,9 +61,7 @@ class User(db.Model):
     park_id: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     household: Mapped[Household | None] = relationship()
-    staff_communities: Mapped[list["StaffCommunity"]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan"
-    )
+    staff_communities: Mapped[list["StaffCommunity"]] = relationship(cascade="all, delete-orphan")
 
     @property
     def community_ids(self) -> list[str]:

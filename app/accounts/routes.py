@@ -16,7 +16,8 @@ bp = Blueprint("accounts", __name__, description="Communities, residents, househ
 def _phone_key() -> str:
     body = request.get_json(silent=True)
     phone = body.get("phone") if isinstance(body, dict) else None
-    return f"phone:{phone}" if isinstance(phone, str) else f"ip:{get_remote_address()}"
+    # Cut to the longest phone the schemas accept: the raw value would become the storage key.
+    return f"phone:{phone[:32]}" if isinstance(phone, str) else f"ip:{get_remote_address()}"
 
 
 def _failed_login(response) -> bool:

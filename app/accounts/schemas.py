@@ -3,7 +3,8 @@ from marshmallow import Schema, fields, validate, validates_schema, ValidationEr
 
 from ..schemas import StrictSchema, page_schema
 
-PHONE = validate.Regexp(r"^1[3-9][0-9]{9}$", error="Must be an 11-digit mainland mobile number.")
+# \Z, not $: "$" also matches before a trailing newline, which would let "13800000000\n" in.
+PHONE = validate.Regexp(r"^1[3-9][0-9]{9}\Z", error="Must be an 11-digit mainland mobile number.")
 PASSWORD = validate.Length(8, 128)
 DISPLAY_NAME = validate.Length(1, 40)
 ROLES = ["district_admin", "community_staff", "merchant_staff", "park_manager"]

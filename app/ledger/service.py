@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..columns import new_id, utcnow
 from ..errors import Conflict, InsufficientPoints
@@ -28,26 +29,24 @@ SYSTEM_OWNER = "district"
 # ---------------------------------------------------------------- accounts
 
 
+def account_id(kind: str, owner_id: str, shard: int = 0) -> str:
+    """The id of an account follows from what it is, so finding it needs no search."""
+    return hashlib.sha256(f"{kind}\x1f{owner_id}\x1f{shard}".encode()).hexdigest()[:32]
+
+
 def ensure_account(kind: str, owner_id: str, shard: int = 0) -> LedgerAccount:
     """The account of (kind, owner), created if missing; safe under concurrent creation."""
-    found = db.session.scalar(
-        select(LedgerAccount).where(
-            LedgerAccount.kind == kind, LedgerAccount.owner_id == owner_id, LedgerAccount.shard == shard
-        )
-    )
+    key = account_id(kind, owner_id, shard)
+    found = db.session.get(LedgerAccount, key)  # the identity map answers repeat look-ups
     if found is not None:
         return found
     try:
         with db.session.begin_nested():
-            account = LedgerAccount(kind=kind, owner_id=owner_id, shard=shard)
+            account = LedgerAccount(id=key, kind=kind, owner_id=owner_id, shard=shard)
             db.session.add(account)
         return account
     except IntegrityError:
-        return db.session.scalar(
-            select(LedgerAccount).where(
-                LedgerAccount.kind == kind, LedgerAccount.owner_id == owner_id, LedgerAccount.shard == shard
-            )
-        )
+        return db.session.get(LedgerAccount, key, populate_existing=True)
 
 
 def system_account(kind: str, spread_key: str) -> LedgerAccount:
@@ -59,6 +58,31 @@ def system_account(kind: str, spread_key: str) -> LedgerAccount:
 def account_of(kind: str, owner_id: str) -> LedgerAccount:
     """The account of an owner (household, merchant, campaign)."""
     return ensure_account(kind, owner_id)
+
+
+def lock_households(household_ids) -> None:
+    """Lock these households' wallets and issuance shards up front, all in id order.
+
+    For a transaction that credits several households (an integration batch):
+    crediting them one by one would lock shards in an order that differs between
+    two such transactions, and they could deadlock. Does not commit.
+    """
+    ids = set()
+    for household_id in sorted(set(household_ids)):
+        ids.add(account_of("household", household_id).id)
+        ids.add(system_account("issuance", household_id).id)
+    if ids:
+        _lock(sorted(ids))
+
+
+def lock_accounts(*accounts: LedgerAccount) -> None:
+    """Lock these accounts, in id order, until the transaction ends.
+
+    For a rule that counts before it writes (a per-household or per-merchant
+    limit): taken before the count, the lock serialises the transactions that
+    the rule compares. Does not commit.
+    """
+    _lock(sorted({account.id for account in accounts}))
 
 
 # ---------------------------------------------------------------- transfers
@@ -113,7 +137,9 @@ def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime
         if amount < 0:
             raise InsufficientPoints()
         raise Conflict("The account changed concurrently; retry")
-    account.balance, account.seq, account.head_hash = entry.balance_after, entry.seq, entry.hash
+    # Mirror the UPDATE on the loaded object without making the ORM write it a second time.
+    for name, value in (("balance", entry.balance_after), ("seq", entry.seq), ("head_hash", entry.hash)):
+        set_committed_value(account, name, value)
     db.session.add(entry)
     return entry
 
@@ -263,7 +289,7 @@ def _change_clawback(wallet: LedgerAccount, delta: int) -> None:
         .values(clawback=LedgerAccount.clawback + delta)
         .execution_options(synchronize_session=False)
     )
-    wallet.clawback += delta
+    set_committed_value(wallet, "clawback", wallet.clawback + delta)
 
 
 # ---------------------------------------------------------------- reading
@@ -297,7 +323,8 @@ def wallet_summary(household_id: str) -> dict:
 
 
 # Entry kinds that earn points for a household, and those that spend them on rewards.
-EARNING_KINDS = {"action", "campaign_bonus", "checkin", "adjustment"}
+# Reversals and withheld clawbacks net out of what was earned.
+EARNING_KINDS = {"action", "campaign_bonus", "checkin", "adjustment", "action_reversal", "clawback_recovery"}
 REDEEMING_KINDS = {"redemption", "redemption_void"}
 
 
@@ -319,12 +346,15 @@ def entries_page(account_id: str, limit: int, cursor: tuple[datetime, str] | Non
 def verify() -> list[str]:
     """Recompute every chain, balance, transfer and lot total; return what differs (empty when sound)."""
     problems: list[str] = []
-    accounts = db.session.scalars(select(LedgerAccount).order_by(LedgerAccount.id)).all()
+    # populate_existing: read what the database holds, not objects this session loaded earlier.
+    accounts = db.session.scalars(
+        select(LedgerAccount).order_by(LedgerAccount.id).execution_options(populate_existing=True)
+    ).all()
     for account in accounts:
         prev, balance, seq = GENESIS, 0, 0
         entries = db.session.execute(
             select(LedgerEntry).where(LedgerEntry.account_id == account.id).order_by(LedgerEntry.seq)
-            .execution_options(yield_per=2000)
+            .execution_options(yield_per=2000, populate_existing=True)
         ).scalars()
         label = f"account {account.id} ({account.kind} {account.owner_id}#{account.shard})"
         for entry in entries:

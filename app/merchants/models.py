@@ -1,7 +1,7 @@
-"""Community merchants that redeem residents' points."""
-from datetime import datetime
+"""Community merchants that redeem residents' points, and the anomaly flags raised on them."""
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..columns import UTCDateTime, new_id, utcnow
@@ -9,6 +9,8 @@ from ..extensions import db
 
 
 class Merchant(db.Model):
+    """A shop of a community; its staff scan residents' codes, its ledger account takes the points."""
+
     __tablename__ = "merchants"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(80))
@@ -16,3 +18,26 @@ class Merchant(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     daily_redemption_limit: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AnomalyFlag(db.Model):
+    """One household redeemed at one merchant more often on one Shanghai day than is usual.
+
+    A flag is for community staff to look at; it never refuses anything.
+    """
+
+    __tablename__ = "anomaly_flags"
+    __table_args__ = (
+        UniqueConstraint("household_id", "merchant_id", "day"),
+        Index("ix_anomaly_flags_community_created", "community_id", "created_at", "id"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(30), default="household_burst")
+    household_id: Mapped[str] = mapped_column(ForeignKey("households.id"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    community_id: Mapped[str] = mapped_column(ForeignKey("communities.id"))
+    day: Mapped[date] = mapped_column(Date)
+    redemptions: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

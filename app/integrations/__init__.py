@@ -1,0 +1,1 @@
+"""Signed device and operator integrations: registration, pushed records, CSV imports."""

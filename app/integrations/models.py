@@ -1,0 +1,64 @@
+"""Registered integrations and their CSV imports."""
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..columns import UTCDateTime, new_id, utcnow
+from ..extensions import db
+
+KINDS = ("device", "transit_operator", "partner")
+SOURCES = ("device", "import")
+DEFAULT_SOURCE = {"device": "device", "transit_operator": "import", "partner": "import"}
+IMPORT_STATES = ("queued", "running", "done", "failed")
+
+
+class Integration(db.Model):
+    """A device fleet, transit operator or partner that pushes signed action records.
+
+    Its id is the key id sent as X-Integration-Id. The shared secret is never
+    stored: it is derived from SECRET_KEY and `secret_salt` whenever a
+    signature is checked (see service.secret_of).
+    """
+
+    __tablename__ = "integrations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(10))
+    secret_salt: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IntegrationImport(db.Model):
+    """An operator's CSV file, kept in the database so that any worker can process it."""
+
+    __tablename__ = "integration_imports"
+    __table_args__ = (Index("ix_integration_imports_integration_created", "integration_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id"))
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+    csv_text: Mapped[str] = mapped_column(Text)
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    duplicate_count: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ImportRowError(db.Model):
+    """Why one CSV row of an import was rejected; `line` is its line in the file (header = 1)."""
+
+    __tablename__ = "integration_import_errors"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    import_id: Mapped[str] = mapped_column(ForeignKey("integration_imports.id"), index=True)
+    line: Mapped[int] = mapped_column(Integer)
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    errors: Mapped[str] = mapped_column(Text)  # JSON {field: [messages]}

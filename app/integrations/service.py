@@ -1,0 +1,393 @@
+"""Integrations: registration, signing secrets, pushed records and operator CSV imports.
+
+A record is valued by activities.record_action like any other action; this
+module decides who sent it, whether it was already received (the unique
+(integration_id, external_id) of the actions table is the double-claim guard)
+and whether its quantity looks anomalous enough to go to review.
+"""
+import csv
+import hashlib
+import hmac
+import io
+import json
+import secrets
+import statistics
+from decimal import Decimal
+
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from ..accounts.models import Household
+from ..activities import service as activities
+from ..activities.models import Action
+from ..columns import utcnow
+from ..errors import AppError, InvalidState, NotFound, Unauthenticated, ValidationFailed, validation_error
+from ..extensions import db
+from ..ledger import service as ledger
+from ..schemas import decode_cursor
+from .models import DEFAULT_SOURCE, ImportRowError, Integration, IntegrationImport
+from .schemas import RecordIn
+
+CSV_COLUMNS = ("external_id", "household_card", "action_type", "variant", "quantity", "unit", "occurred_at")
+IMPORT_MAX_BYTES = 2 * 1024 * 1024
+IMPORT_CHUNK = 200
+ANOMALY_FACTOR = 5
+ANOMALY_HISTORY = 20
+ANOMALY_MIN_HISTORY = 5
+ANOMALOUS = "anomalous_quantity"
+
+
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+# ---------------------------------------------------------------- integrations and their secrets
+
+
+def secret_of(integration: Integration) -> str:
+    """The integration's signing secret, derived from SECRET_KEY and its salt (never stored)."""
+    key = hmac.new(current_app.config["SECRET_KEY"].encode(), b"songjiang-carbon/integration-secret/v1",
+                   hashlib.sha256).digest()
+    return hmac.new(key, f"{integration.id}\x1f{integration.secret_salt}".encode(), hashlib.sha256).hexdigest()
+
+
+def create_integration(*, name: str, kind: str, source: str | None = None,
+                       actor_id: str | None = None) -> tuple[Integration, str]:
+    """Register an integration; returns it with its secret, which is shown once. Does not commit."""
+    if source is None:
+        source = DEFAULT_SOURCE[kind]
+    integration = Integration(name=name.strip() or name, kind=kind, source=source,
+                              secret_salt=secrets.token_hex(32), active=True, created_by=actor_id,
+                              created_at=utcnow())
+    db.session.add(integration)
+    db.session.flush()
+    return integration, secret_of(integration)
+
+
+def integration_view(integration: Integration) -> dict:
+    """An integration as the API shows it: never its secret."""
+    return {
+        "id": integration.id, "name": integration.name, "kind": integration.kind, "source": integration.source,
+        "active": integration.active, "created_by": integration.created_by, "created_at": integration.created_at,
+        "deactivated_at": integration.deactivated_at,
+    }
+
+
+def get_integration(integration_id: str) -> Integration:
+    integration = db.session.get(Integration, integration_id)
+    if integration is None:
+        raise NotFound("No such integration")
+    return integration
+
+
+def list_integrations(limit: int, cursor: str | None) -> list[Integration]:
+    """Integrations newest first, limit + 1 rows from the cursor on."""
+    query = select(Integration)
+    after = decode_cursor(cursor)
+    if after is not None:
+        created, row_id = after
+        query = query.where(
+            (Integration.created_at < created) | ((Integration.created_at == created) & (Integration.id < row_id))
+        )
+    return db.session.scalars(
+        query.order_by(Integration.created_at.desc(), Integration.id.desc()).limit(limit + 1)
+    ).all()
+
+
+def deactivate_integration(integration_id: str) -> Integration:
+    """Stop an integration: its signatures are refused from now on. Does not commit."""
+    integration = db.session.get(Integration, integration_id, with_for_update=True)
+    if integration is None:
+        raise NotFound("No such integration")
+    if not integration.active:
+        raise InvalidState("This integration is already inactive")
+    integration.active, integration.deactivated_at = False, utcnow()
+    return integration
+
+
+def signing_integration(integration_id: str | None) -> Integration:
+    """The active integration named by X-Integration-Id, else 401."""
+    integration = None
+    if integration_id and len(integration_id) <= 32:
+        integration = db.session.get(Integration, integration_id)
+    if integration is None or not integration.active:
+        raise Unauthenticated("Unknown or inactive integration")
+    return integration
+
+
+# ---------------------------------------------------------------- pushed records
+
+
+def ingest_records(integration: Integration, records: list) -> list[dict]:
+    """Record each raw record of an integration; one result per record, in input order.
+
+    A record is created, a duplicate (its external_id was already received from
+    this integration, earlier or earlier in the same batch), or rejected with
+    errors naming its fields. Records are written in external_id order, each in
+    a savepoint, after the households' accounts are locked in id order, so that
+    concurrent batches can neither deadlock nor credit an external_id twice.
+    Does not commit.
+    """
+    parsed = [_parse_record(raw) for raw in records]
+    households = _households_by_card({data["household_card"] for _, data, _ in parsed if data})
+    ledger.lock_households(h.id for h in households.values())
+    received = _received_external_ids(integration.id, {data["external_id"] for _, data, _ in parsed if data})
+
+    results: list[dict | None] = [None] * len(parsed)
+    rows: dict = {}  # factor rows looked up in this batch
+    order = sorted(range(len(parsed)), key=lambda i: (parsed[i][0] or "", i))
+    for index in order:
+        external_id, data, errors = parsed[index]
+        if errors:
+            results[index] = _rejected(external_id, errors)
+            continue
+        household = households.get(_card(data["household_card"]))
+        if household is None:
+            results[index] = _rejected(external_id, {"household_card": ["No household has this card."]})
+        elif external_id in received:
+            results[index] = {"external_id": external_id, "status": "duplicate"}
+        else:
+            results[index] = _record_one(integration, household, data, rows)
+            if results[index]["status"] != "rejected":
+                received.add(external_id)
+    return results
+
+
+def _parse_record(raw) -> tuple[str | None, dict | None, dict | None]:
+    """(external_id as sent, the loaded record or None, errors or None)."""
+    external_id = raw.get("external_id") if isinstance(raw, dict) else None
+    if not isinstance(external_id, str) or len(external_id) > 128:
+        external_id = None
+    if not isinstance(raw, dict):
+        return None, None, {"_schema": ["A record must be a JSON object."]}
+    try:
+        return external_id, RecordIn().load(raw), None
+    except ValidationError as exc:
+        return external_id, None, _flat(exc.messages)
+
+
+def _flat(messages, prefix="") -> dict:
+    out = {}
+    for key, value in messages.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(_flat(value, path))
+        else:
+            out[path] = [str(m) for m in value] if isinstance(value, list) else [str(value)]
+    return out
+
+
+def _card(card: str) -> str:
+    return card.replace(" ", "").replace("-", "")
+
+
+def _households_by_card(cards: set[str]) -> dict[str, Household]:
+    numbers = {_card(c) for c in cards}
+    if not numbers:
+        return {}
+    found = db.session.scalars(select(Household).where(Household.card_number.in_(numbers))).all()
+    return {h.card_number: h for h in found}
+
+
+def _received_external_ids(integration_id: str, external_ids: set[str]) -> set[str]:
+    if not external_ids:
+        return set()
+    return set(db.session.scalars(
+        select(Action.external_id).where(Action.integration_id == integration_id,
+                                         Action.external_id.in_(external_ids))
+    ))
+
+
+def _rejected(external_id, errors: dict) -> dict:
+    return {"external_id": external_id, "status": "rejected", "errors": errors}
+
+
+def _record_one(integration: Integration, household: Household, data: dict, rows: dict) -> dict:
+    external_id = data["external_id"]
+    try:
+        with db.session.begin_nested():
+            action = activities.record_action(
+                household_id=household.id, resident_id=None, action_type=data["action_type"],
+                variant=data["variant"], quantity=data["quantity"], unit=data["unit"],
+                occurred_at=data["occurred_at"], source=integration.source, actor_id=None,
+                integration_id=integration.id, external_id=external_id,
+                review_reason=anomaly_reason(household.id, data, rows),
+            )
+            db.session.flush()
+    except ValidationFailed as exc:
+        return _rejected(external_id, exc.extra.get("errors") or {"_schema": [exc.detail]})
+    except IntegrityError:
+        # Another transaction recorded this external_id first (it waited for that commit).
+        if not _received_external_ids(integration.id, {external_id}):
+            raise
+        return {"external_id": external_id, "status": "duplicate"}
+    return {"external_id": external_id, "status": "created", "action_id": action.id}
+
+
+def anomaly_reason(household_id: str, data: dict, rows: dict | None = None) -> str | None:
+    """"anomalous_quantity" when a record should go to review rather than be approved on arrival.
+
+    Above the row's whole daily cap in one record, or more than 5x the median of
+    the household's last 20 approved quantities of that type and variant (given
+    at least 5 of them). `rows` caches factor rows across the records of a batch.
+    """
+    quantity = data["quantity"]
+    key = (data["action_type"], data["variant"], data["unit"], activities.local_date(data["occurred_at"]))
+    rows = {} if rows is None else rows
+    if key not in rows:
+        rows[key] = activities.resolve_factor(*key[:3], data["occurred_at"], None, {})
+    row = rows[key]
+    if row is None:
+        return None  # record_action will reject the record and name the field
+    if row.daily_cap is not None and quantity > row.daily_cap:
+        return ANOMALOUS
+    variant = data["variant"]
+    same_variant = (Action.variant == variant) if variant else or_(Action.variant.is_(None), Action.variant == "")
+    history = db.session.scalars(
+        select(Action.quantity)
+        .where(Action.household_id == household_id, Action.action_type == data["action_type"],
+               same_variant, Action.status == "approved")
+        .order_by(Action.approved_at.desc(), Action.id.desc())
+        .limit(ANOMALY_HISTORY)
+    ).all()
+    if len(history) >= ANOMALY_MIN_HISTORY and quantity > ANOMALY_FACTOR * statistics.median(
+        Decimal(q) for q in history
+    ):
+        return ANOMALOUS
+    return None
+
+
+# ---------------------------------------------------------------- CSV imports
+
+
+def create_import(integration_id: str, body: bytes, content_type: str | None,
+                  actor_id: str | None = None) -> IntegrationImport:
+    """Store an operator's CSV file and queue the job that records its rows. Does not commit."""
+    from .. import jobs
+
+    integration = get_integration(integration_id)
+    if not integration.active:
+        raise InvalidState("This integration is inactive")
+    if (content_type or "").split(";")[0].strip().lower() != "text/csv":
+        raise UnsupportedMediaType("Send the file with Content-Type: text/csv")
+    if len(body) > IMPORT_MAX_BYTES:
+        raise PayloadTooLarge("The file may be at most 2 MB")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise validation_error("body", "The file must be UTF-8 text.") from None
+    rows = csv_rows(text)
+    if not rows:
+        raise validation_error("body", "The file has no data rows.")
+    imp = IntegrationImport(integration_id=integration.id, status="queued", csv_text=text,
+                            total_rows=len(rows), created_by=actor_id, created_at=utcnow())
+    db.session.add(imp)
+    db.session.flush()
+    jobs.enqueue("integrations.import", import_id=imp.id)
+    return imp
+
+
+def csv_rows(text: str) -> list[tuple[int, dict | list]]:
+    """(line number, row) for every data row; a row is a dict, or the raw cells if it has too few or many.
+
+    Raises a 422 naming `header` when the header is not the expected one.
+    """
+    if "\x00" in text:
+        raise validation_error("body", "The file contains NUL characters.")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header] != list(CSV_COLUMNS):
+            raise validation_error("header", "The header must be " + ",".join(CSV_COLUMNS) + ".")
+        rows, line = [], reader.line_num
+        for cells in reader:
+            start, line = line + 1, reader.line_num
+            if not cells or cells == [""]:
+                continue
+            rows.append((start, dict(zip(CSV_COLUMNS, cells)) if len(cells) == len(CSV_COLUMNS) else cells))
+    except csv.Error as exc:
+        raise validation_error("body", f"Not a readable CSV file (line {reader.line_num}).") from exc
+    return rows
+
+
+def _record_from_row(row: dict) -> dict:
+    """A CSV row as a pushed record: empty cells are absent, an empty variant is none."""
+    record = {key: value.strip() for key, value in row.items() if value.strip()}
+    record.setdefault("variant", None)
+    return record
+
+
+def process_import_chunk(import_id: str, rows: list) -> bool:
+    """Record the next chunk of an import's rows (from csv_rows) and note the progress.
+
+    Returns False when nothing is left. The import row is locked and its
+    progress re-read, so two runners never take the same chunk, and rows
+    already processed are skipped. Does not commit: the caller commits each chunk.
+    """
+    imp = db.session.get(IntegrationImport, import_id, with_for_update=True, populate_existing=True)
+    if imp is None or imp.status in ("done", "failed"):
+        return False
+    if imp.status == "queued":
+        imp.status, imp.started_at = "running", utcnow()
+    chunk = rows[imp.processed_rows:imp.processed_rows + IMPORT_CHUNK]
+    integration = db.session.get(Integration, imp.integration_id)
+    records = [_record_from_row(row) if isinstance(row, dict) else None for _, row in chunk]
+    outcomes = iter(ingest_records(integration, [r for r in records if r is not None]))
+    for (line, row), record in zip(chunk, records):
+        if record is None:
+            result = _rejected(_short(row[0].strip()) if row else None,
+                               {"row": [f"Expected {len(CSV_COLUMNS)} columns, found {len(row)}."]})
+        else:
+            result = next(outcomes)
+        if result["status"] == "created":
+            imp.created_count += 1
+        elif result["status"] == "duplicate":
+            imp.duplicate_count += 1
+        else:
+            imp.rejected_count += 1
+            db.session.add(ImportRowError(import_id=imp.id, line=line, external_id=result["external_id"],
+                                          errors=json.dumps(result["errors"], ensure_ascii=False)))
+    imp.processed_rows += len(chunk)
+    if imp.processed_rows >= len(rows):
+        imp.status, imp.finished_at = "done", utcnow()
+        return False
+    return True
+
+
+def _short(external_id: str) -> str | None:
+    return external_id if 0 < len(external_id) <= 128 else None
+
+
+def fail_import(import_id: str) -> None:
+    """Mark an import failed. Does not commit."""
+    imp = db.session.get(IntegrationImport, import_id, populate_existing=True)
+    if imp is not None and imp.status != "done":
+        imp.status, imp.finished_at = "failed", utcnow()
+
+
+def get_import(import_id: str) -> IntegrationImport:
+    imp = db.session.get(IntegrationImport, import_id)
+    if imp is None:
+        raise NotFound("No such import")
+    return imp
+
+
+def import_view(imp: IntegrationImport) -> dict:
+    """An import's state, counts and per-row error report."""
+    errors = db.session.scalars(
+        select(ImportRowError).where(ImportRowError.import_id == imp.id).order_by(ImportRowError.line)
+    ).all()
+    progress = 100 if imp.status == "done" or not imp.total_rows else imp.processed_rows * 100 // imp.total_rows
+    return {
+        "id": imp.id, "integration_id": imp.integration_id, "status": imp.status, "progress": progress,
+        "total_rows": imp.total_rows, "processed_rows": imp.processed_rows, "created": imp.created_count,
+        "duplicates": imp.duplicate_count, "rejected": imp.rejected_count,
+        "errors": [{"line": e.line, "external_id": e.external_id, "errors": json.loads(e.errors)} for e in errors],
+        "created_at": imp.created_at, "finished_at": imp.finished_at,
+    }

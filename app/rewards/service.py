@@ -1,0 +1,452 @@
+"""Rewards, redemption codes, redemptions and voids. Nothing here commits.
+
+Locks are always taken in one order — the code row, then the household's and
+the merchant's ledger accounts (in id order), then the reward row — so that
+redemptions, voids and the expiry job never wait on each other in a circle.
+"""
+import hashlib
+import hmac
+import io
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import qrcode
+from flask import current_app
+from qrcode.image.svg import SvgPathImage
+from sqlalchemy import func, or_, select, update
+
+from ..accounts.models import Household, User
+from ..columns import new_id, utcnow
+from ..errors import AppError, InsufficientPoints, NotFound, validation_error
+from ..extensions import db
+from ..ledger import service as ledger
+from ..merchants import service as merchants
+from ..merchants.models import Merchant
+from .models import Redemption, RedemptionCode, Reward
+
+CODE_DIGITS = 20
+MAX_LIVE_CODES = 10  # per household; REDEMPTION_CODES_LIVE_MAX overrides
+
+
+class CodeNotFound(AppError):
+    status, code, title = 404, "code_not_found", "No such redemption code"
+
+
+class CodeExpired(AppError):
+    status, code, title = 409, "code_expired", "The redemption code has expired"
+
+
+class WrongMerchant(AppError):
+    status, code, title = 409, "wrong_merchant", "The code is for a reward of another merchant"
+
+
+class OutOfStock(AppError):
+    status, code, title = 409, "out_of_stock", "The reward is out of stock"
+
+
+class LimitReached(AppError):
+    status, code, title = 409, "limit_reached", "The household has reached this reward's limit"
+
+
+class RewardUnavailable(AppError):
+    status, code, title = 409, "reward_unavailable", "The reward is inactive or outside its validity window"
+
+
+class MerchantDailyLimit(AppError):
+    status, code, title = 409, "merchant_daily_limit", "The merchant has reached its daily redemption limit"
+
+
+class TooManyLiveCodes(AppError):
+    status, code, title = 409, "too_many_live_codes", "The household holds as many live codes as it may"
+
+
+class AlreadyVoided(AppError):
+    status, code, title = 409, "already_voided", "The redemption was already voided"
+
+
+class VoidWindowClosed(AppError):
+    status, code, title = 409, "void_window_closed", "The redemption is too old to void"
+
+
+# The refusals that decide (and burn) a code; a replay answers the same one again.
+REFUSALS = {cls.code: cls for cls in (
+    CodeExpired, RewardUnavailable, LimitReached, OutOfStock, MerchantDailyLimit, InsufficientPoints,
+)}
+
+
+# ---------------------------------------------------------------- rewards
+
+
+def may_edit_rewards(user: User, merchant: Merchant) -> bool:
+    """Merchant staff of the merchant; community staff of its community."""
+    if user.role == "merchant_staff":
+        return user.merchant_id == merchant.id
+    return user.role == "community_staff" and merchant.community_id in user.community_ids
+
+
+def merchant_for_rewards(user: User, merchant_id: str) -> Merchant:
+    merchant = db.session.get(Merchant, merchant_id)
+    if merchant is None or not may_edit_rewards(user, merchant):
+        raise NotFound("No such merchant")
+    return merchant
+
+
+def reward_for_staff(user: User, reward_id: str) -> Reward:
+    reward = db.session.get(Reward, reward_id)
+    if reward is None or not may_edit_rewards(user, db.session.get(Merchant, reward.merchant_id)):
+        raise NotFound("No such reward")
+    return reward
+
+
+def _check_window(valid_from, valid_until) -> None:
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise validation_error("valid_until", "Must be later than valid_from.")
+
+
+def _in_utc(data: dict) -> dict:
+    """Store and answer times in UTC, whatever offset they came with."""
+    return {key: value.astimezone(timezone.utc) if isinstance(value, datetime) else value
+            for key, value in data.items()}
+
+
+def create_reward(merchant: Merchant, data: dict) -> Reward:
+    """A reward of a merchant. Does not commit."""
+    data = _in_utc(data)
+    _check_window(data.get("valid_from"), data.get("valid_until"))
+    reward = Reward(
+        merchant_id=merchant.id, name=data["name"].strip(), points_cost=data["points_cost"], stock=data["stock"],
+        per_household_limit=data.get("per_household_limit"), valid_from=data.get("valid_from"),
+        valid_until=data.get("valid_until"), district_wide=data.get("district_wide", False), active=True,
+    )
+    db.session.add(reward)
+    db.session.flush()
+    return reward
+
+
+def update_reward(reward: Reward, data: dict) -> Reward:
+    """Change a reward; codes already issued keep the price they were issued at. Does not commit."""
+    data = _in_utc(data)
+    _check_window(data.get("valid_from", reward.valid_from), data.get("valid_until", reward.valid_until))
+    if "name" in data:
+        data = {**data, "name": data["name"].strip()}
+    if "stock" in data:
+        # Written in SQL: redemptions move stock in SQL, so the loaded value may be stale, and the ORM
+        # would skip writing a value equal to the one it loaded.
+        db.session.execute(update(Reward).where(Reward.id == reward.id).values(stock=data["stock"])
+                           .execution_options(synchronize_session=False))
+    for field, value in data.items():
+        setattr(reward, field, value)
+    reward.updated_at = utcnow()
+    db.session.flush()
+    return reward
+
+
+def is_available(reward: Reward, merchant: Merchant, now: datetime) -> bool:
+    """Active, of an active merchant, and inside its validity window."""
+    return (reward.active and merchant.active
+            and (reward.valid_from is None or reward.valid_from <= now)
+            and (reward.valid_until is None or now < reward.valid_until))
+
+
+def _page(query, model, limit: int, cursor):
+    if cursor is not None:
+        created, row_id = cursor
+        query = query.where(or_(model.created_at < created, (model.created_at == created) & (model.id < row_id)))
+    return db.session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)).all()
+
+
+def rewards_for_household(household: Household, limit: int, cursor) -> list[Reward]:
+    """Available rewards of the household's community and district-wide ones, newest first."""
+    now = utcnow()
+    query = (
+        select(Reward).join(Merchant, Merchant.id == Reward.merchant_id)
+        .where(Reward.active.is_(True), Merchant.active.is_(True),
+               or_(Reward.valid_from.is_(None), Reward.valid_from <= now),
+               or_(Reward.valid_until.is_(None), Reward.valid_until > now),
+               or_(Merchant.community_id == household.community_id, Reward.district_wide.is_(True)))
+    )
+    return _page(query, Reward, limit, cursor)
+
+
+def rewards_of_merchant(merchant_id: str, limit: int, cursor) -> list[Reward]:
+    return _page(select(Reward).where(Reward.merchant_id == merchant_id), Reward, limit, cursor)
+
+
+def reward_view(reward: Reward) -> dict:
+    merchant = db.session.get(Merchant, reward.merchant_id)
+    return {
+        "id": reward.id, "merchant_id": reward.merchant_id, "merchant_name": merchant.name,
+        "community_id": merchant.community_id, "name": reward.name, "points_cost": reward.points_cost,
+        "stock": reward.stock, "per_household_limit": reward.per_household_limit,
+        "valid_from": reward.valid_from, "valid_until": reward.valid_until,
+        "district_wide": reward.district_wide, "active": reward.active, "created_at": reward.created_at,
+    }
+
+
+def _redeemed_quantity(household_id: str, reward_id: str) -> int:
+    """Units of a reward a household holds: completed, not voided redemptions."""
+    return db.session.scalar(
+        select(func.coalesce(func.sum(Redemption.quantity), 0)).where(
+            Redemption.household_id == household_id, Redemption.reward_id == reward_id,
+            Redemption.status == "completed",
+        )
+    )
+
+
+# ---------------------------------------------------------------- codes
+
+
+def _hash(digits: str) -> str:
+    return hashlib.sha256(digits.encode()).hexdigest()
+
+
+def _keystream(code_id: str) -> int:
+    mac = hmac.new(current_app.config["SECRET_KEY"].encode(), f"redemption-code:{code_id}".encode(), hashlib.sha256)
+    return int.from_bytes(mac.digest(), "big") % 10**CODE_DIGITS
+
+
+def _seal(code_id: str, digits: str) -> str:
+    return str((int(digits) + _keystream(code_id)) % 10**CODE_DIGITS).zfill(CODE_DIGITS)
+
+
+def unseal(code: RedemptionCode) -> str:
+    """The digits of a code, for its QR images."""
+    return str((int(code.code_sealed) - _keystream(code.id)) % 10**CODE_DIGITS).zfill(CODE_DIGITS)
+
+
+def create_code(user: User, reward_id: str, quantity: int) -> tuple[RedemptionCode, str]:
+    """A new code for a reward; it reserves nothing, but refuses what would certainly fail.
+
+    Returns the row and its digits (shown once here; only their hash is looked up). Does not commit.
+    """
+    household = db.session.scalar(select(Household).where(Household.id == user.household_id).with_for_update())
+    reward = db.session.get(Reward, reward_id)
+    merchant = db.session.get(Merchant, reward.merchant_id) if reward is not None else None
+    if merchant is None or not (reward.district_wide or merchant.community_id == household.community_id):
+        raise NotFound("No such reward")
+    now = utcnow()
+    if not is_available(reward, merchant, now):
+        raise RewardUnavailable()
+    live = db.session.scalar(select(func.count()).select_from(RedemptionCode).where(
+        RedemptionCode.household_id == household.id, RedemptionCode.state == "live",
+        RedemptionCode.expires_at > now,
+    ))
+    if live >= current_app.config.get("REDEMPTION_CODES_LIVE_MAX", MAX_LIVE_CODES):
+        raise TooManyLiveCodes()
+    if reward.stock < quantity:
+        raise OutOfStock()
+    if reward.per_household_limit is not None and (
+        _redeemed_quantity(household.id, reward.id) + quantity > reward.per_household_limit
+    ):
+        raise LimitReached()
+    cost = reward.points_cost * quantity
+    balance = ledger.account_of("household", household.id).balance
+    if balance < cost:
+        raise InsufficientPoints(f"The household holds {balance} points, {cost} are needed")
+    digits = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+    code = RedemptionCode(
+        id=new_id(), code_hash=_hash(digits), household_id=household.id, created_by=user.id,
+        reward_id=reward.id, merchant_id=merchant.id, quantity=quantity, points_cost=cost, state="live",
+        expires_at=now + timedelta(seconds=current_app.config["REDEMPTION_CODE_TTL_SECONDS"]), created_at=now,
+    )
+    code.code_sealed = _seal(code.id, digits)
+    db.session.add(code)
+    db.session.flush()
+    return code, digits
+
+
+def code_view(code: RedemptionCode, digits: str) -> dict:
+    base = f"/api/v1/redemption-codes/{code.id}"
+    return {
+        "id": code.id, "code": digits, "expires_at": code.expires_at, "points_cost": code.points_cost,
+        "reward_id": code.reward_id, "quantity": code.quantity,
+        "qr_png_url": f"{base}/qr.png", "qr_svg_url": f"{base}/qr.svg",
+    }
+
+
+def code_of_household(code_id: str, household_id: str) -> RedemptionCode:
+    code = db.session.get(RedemptionCode, code_id)
+    if code is None or code.household_id != household_id:
+        raise NotFound("No such redemption code")
+    return code
+
+
+def _qr(digits: str) -> qrcode.QRCode:
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=10, border=4)
+    qr.add_data(digits)  # numeric mode: the symbol holds exactly the 20 digits
+    qr.make(fit=True)
+    return qr
+
+
+def qr_png(digits: str) -> bytes:
+    buffer = io.BytesIO()
+    _qr(digits).make_image().save(buffer)
+    return buffer.getvalue()
+
+
+def qr_svg(digits: str) -> bytes:
+    return _qr(digits).make_image(image_factory=SvgPathImage).to_string(encoding="unicode").encode()
+
+
+# ---------------------------------------------------------------- redemption
+
+
+@dataclass
+class Outcome:
+    """What a submitted code came to: a redemption (new or replayed) or a refusal that burned it."""
+
+    redemption: Redemption | None
+    created: bool
+    refusal: AppError | None = None
+
+
+def _find_code(raw: str) -> RedemptionCode:
+    digits = re.sub(r"[\s-]", "", raw)
+    if not re.fullmatch(r"[0-9]{%d}" % CODE_DIGITS, digits):
+        raise CodeNotFound()
+    code = db.session.scalar(select(RedemptionCode).where(RedemptionCode.code_hash == _hash(digits)))
+    if code is None:
+        raise CodeNotFound()
+    return code
+
+
+def _replay(code: RedemptionCode, merchant_id: str) -> Outcome:
+    """A decided code: the deciding merchant gets the same answer again, any other wrong_merchant."""
+    if code.merchant_id != merchant_id:
+        raise WrongMerchant()
+    if code.state == "used":
+        return Outcome(db.session.get(Redemption, code.redemption_id), created=False)
+    raise REFUSALS[code.refusal_code]()
+
+
+def redeem_code(raw_code: str, merchant_id: str, actor_id: str) -> Outcome:
+    """Turn a code into exactly one redemption, or burn it with the refusal that decided it.
+
+    The claim, the checks, the debit, the merchant credit and the stock
+    decrement share the caller's transaction. A refusal is returned, not
+    raised: the caller must commit so that the burn sticks. Does not commit.
+    """
+    code = _find_code(raw_code)
+    if code.state != "live":
+        return _replay(code, merchant_id)
+    if code.merchant_id != merchant_id:
+        raise WrongMerchant()  # the code stays live for its own merchant
+    now = utcnow()
+    claimed = db.session.execute(
+        update(RedemptionCode).where(RedemptionCode.id == code.id, RedemptionCode.state == "live")
+        .values(state="used", decided_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:  # another scan got there first and has committed its decision
+        code = db.session.scalar(select(RedemptionCode).where(RedemptionCode.id == code.id)
+                                 .execution_options(populate_existing=True))
+        return _replay(code, merchant_id)
+    savepoint = db.session.begin_nested()
+    try:
+        redemption = _complete(code, actor_id, now)
+        savepoint.commit()
+    except tuple(REFUSALS.values()) as refusal:
+        savepoint.rollback()
+        db.session.execute(
+            update(RedemptionCode).where(RedemptionCode.id == code.id)
+            .values(state="burned", refusal_code=refusal.code, decided_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return Outcome(None, created=True, refusal=refusal)
+    return Outcome(redemption, created=True)
+
+
+def _complete(code: RedemptionCode, actor_id: str, now: datetime) -> Redemption:
+    if code.expires_at <= now:
+        raise CodeExpired()
+    reward = db.session.get(Reward, code.reward_id)
+    merchant = db.session.get(Merchant, code.merchant_id)
+    if not is_available(reward, merchant, now):
+        raise RewardUnavailable()
+    wallet = ledger.account_of("household", code.household_id)
+    till = ledger.account_of("merchant", merchant.id)
+    ledger.lock_accounts(wallet, till)  # serialises this household's limit and this merchant's daily count
+    if reward.per_household_limit is not None and (
+        _redeemed_quantity(code.household_id, reward.id) + code.quantity > reward.per_household_limit
+    ):
+        raise LimitReached()
+    taken = db.session.execute(
+        update(Reward).where(Reward.id == reward.id, Reward.stock >= code.quantity)
+        .values(stock=Reward.stock - code.quantity).execution_options(synchronize_session=False)
+    ).rowcount
+    if not taken:
+        raise OutOfStock()
+    if merchant.daily_redemption_limit is not None and (
+        merchants.redemptions_today(merchant.id, now) >= merchant.daily_redemption_limit
+    ):
+        raise MerchantDailyLimit()
+    redemption = Redemption(
+        id=new_id(), code_id=code.id, merchant_id=merchant.id, reward_id=reward.id,
+        household_id=code.household_id, quantity=code.quantity, points=code.points_cost, status="completed",
+        redeemed_by=actor_id, created_at=now,
+    )
+    moved = ledger.transfer(wallet, till, code.points_cost, kind="redemption", ref_type="redemption",
+                            ref_id=redemption.id, actor_id=actor_id)
+    redemption.transfer_id = moved.id
+    db.session.add(redemption)
+    db.session.flush()
+    db.session.execute(update(RedemptionCode).where(RedemptionCode.id == code.id)
+                       .values(redemption_id=redemption.id).execution_options(synchronize_session=False))
+    merchants.flag_if_unusual(
+        code.household_id, merchant,
+        merchants.redemptions_today(merchant.id, now, household_id=code.household_id, include_voided=True), now,
+    )
+    return redemption
+
+
+def redemption_view(redemption: Redemption) -> dict:
+    return {
+        "id": redemption.id, "status": redemption.status, "reward_id": redemption.reward_id,
+        "quantity": redemption.quantity, "points": redemption.points, "created_at": redemption.created_at,
+        "merchant_id": redemption.merchant_id, "voided_at": redemption.voided_at,
+        "void_reason": redemption.void_reason,
+    }
+
+
+def redemptions_of_merchant(merchant_id: str, limit: int, cursor, status: str | None = None) -> list[Redemption]:
+    query = select(Redemption).where(Redemption.merchant_id == merchant_id)
+    if status is not None:
+        query = query.where(Redemption.status == status)
+    return _page(query, Redemption, limit, cursor)
+
+
+# ---------------------------------------------------------------- voids
+
+
+def void_redemption(redemption_id: str, merchant_id: str, actor_id: str, reason: str) -> Redemption:
+    """Undo a redemption within the void window: points back to the household's lots, stock back.
+
+    Does not commit.
+    """
+    redemption = db.session.get(Redemption, redemption_id)
+    if redemption is None or redemption.merchant_id != merchant_id:
+        raise NotFound("No such redemption")
+    now = utcnow()
+    if redemption.status == "voided":
+        raise AlreadyVoided()
+    if now - redemption.created_at > timedelta(seconds=current_app.config["VOID_WINDOW_SECONDS"]):
+        raise VoidWindowClosed()
+    changed = db.session.execute(
+        update(Redemption).where(Redemption.id == redemption.id, Redemption.status == "completed")
+        .values(status="voided", voided_at=now, voided_by=actor_id, void_reason=reason)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:  # a concurrent void won
+        raise AlreadyVoided()
+    moved = ledger.transfer(
+        ledger.account_of("merchant", merchant_id), ledger.account_of("household", redemption.household_id),
+        redemption.points, kind="redemption_void", ref_type="redemption", ref_id=redemption.id,
+        actor_id=actor_id, reason=reason, restores=redemption.transfer_id,
+    )
+    db.session.execute(update(Reward).where(Reward.id == redemption.reward_id)
+                       .values(stock=Reward.stock + redemption.quantity).execution_options(synchronize_session=False))
+    db.session.execute(update(Redemption).where(Redemption.id == redemption.id)
+                       .values(void_transfer_id=moved.id).execution_options(synchronize_session=False))
+    return db.session.scalar(select(Redemption).where(Redemption.id == redemption.id)
+                             .execution_options(populate_existing=True))

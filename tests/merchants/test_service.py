@@ -1,0 +1,48 @@
+"""Merchant rules called directly: Shanghai days and months, settlement, anomaly flags."""
+from datetime import date, datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from app.errors import NotFound, ValidationFailed
+from app.extensions import db
+from app.merchants import service
+from app.merchants.models import AnomalyFlag
+
+
+def test_months_and_days_follow_shanghai():
+    start, end = service.month_bounds("2026-12")
+
+    assert start.astimezone(timezone.utc) == datetime(2026, 11, 30, 16, tzinfo=timezone.utc)
+    assert end.astimezone(timezone.utc) == datetime(2026, 12, 31, 16, tzinfo=timezone.utc)
+    assert service.shanghai_day(datetime(2026, 3, 31, 16, 0, tzinfo=timezone.utc)) == date(2026, 4, 1)
+    assert service.day_bounds(date(2026, 4, 1))[0].astimezone(timezone.utc) == datetime(2026, 3, 31, 16,
+                                                                                       tzinfo=timezone.utc)
+
+
+def test_an_empty_month_settles_to_zero(merchant):
+    report = service.settlement(merchant.id, "2026-01")
+
+    assert (report["redemptions"], report["net_points"], report["by_reward"], report["by_day"]) == (0, 0, [], [])
+    assert service.settlement_csv(report).decode("utf-8").splitlines() == [
+        "\ufeffday,reward_id,reward_name,redemptions,quantity,redeemed_points,voids,voided_points,net_points",
+        "total,,,0,0,0,0,0,0"]
+
+
+def test_a_flag_is_raised_once_per_household_merchant_and_day_and_then_updated(resident, merchant):
+    now = datetime(2026, 5, 1, 2, tzinfo=timezone.utc)
+
+    assert service.flag_if_unusual(resident.household_id, merchant, 3, now) is None
+    service.flag_if_unusual(resident.household_id, merchant, 4, now)
+    service.flag_if_unusual(resident.household_id, merchant, 6, now)
+
+    flags = db.session.scalars(select(AnomalyFlag)).all()
+    assert [(f.day, f.redemptions, f.community_id) for f in flags] == [(date(2026, 5, 1), 6, merchant.community_id)]
+
+
+def test_community_staff_cannot_add_a_merchant_outside_their_communities(staff, make_community, community):
+    with pytest.raises(NotFound):
+        service.create_merchant(staff.user, {"name": "店", "community_id": make_community().id})
+    with pytest.raises(ValidationFailed):
+        service.create_merchant(staff.user, {"name": "店", "community_id": "missing"})
+    assert service.create_merchant(staff.user, {"name": " 店 ", "community_id": community.id}).name == "店"
