@@ -13,6 +13,11 @@ DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 
 
+# Rate limits in flask-limiter notation ("60/minute", "10 per 15 minutes"); unset → the route's default.
+LIMIT_VARIABLES = ("REGISTER_LIMIT", "REGISTER_PHONE_LIMIT", "LOGIN_LIMIT", "LOGIN_FAILURE_LIMIT",
+                   "INVITE_FAILURE_LIMIT", "REDEMPTION_CODE_LIMIT")
+
+
 class ConfigError(RuntimeError):
     """The configuration cannot be used; the message names the variable."""
 
@@ -67,6 +72,8 @@ def load_config() -> dict:
         "REDEMPTION_CODE_TTL_SECONDS": _int("REDEMPTION_CODE_TTL_SECONDS", 120),
         "VOID_WINDOW_SECONDS": _int("VOID_WINDOW_SECONDS", 24 * 3600),
         "POINTS_EXPIRY_MONTHS": _int("POINTS_EXPIRY_MONTHS", 24),
+        "REDEMPTION_CODES_LIVE_MAX": _int("REDEMPTION_CODES_LIVE_MAX", 10),
+        "ANOMALY_REDEMPTIONS_PER_DAY": _int("ANOMALY_REDEMPTIONS_PER_DAY", 3),
         "EXPORT_DIR": os.environ.get("EXPORT_DIR") or str(INSTANCE_DIR / "exports"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         # flask-smorest / OpenAPI
@@ -78,6 +85,7 @@ def load_config() -> dict:
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         "JSON_SORT_KEYS": False,
+        **{name: os.environ[name] for name in LIMIT_VARIABLES if os.environ.get(name)},
     }
 
 

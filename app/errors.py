@@ -97,18 +97,18 @@ HTTP_CODES = {
 }
 
 
-def _flatten(messages, prefix="") -> dict:
-    """webargs messages {"json": {"records": {3: {"quantity": [...]}}}} → {"records.3.quantity": [...]}."""
+def flatten_messages(messages, prefix: str = "") -> dict:
+    """marshmallow/webargs {"records": {3: {"quantity": [...]}}} → {"records.3.quantity": [...]}."""
     out = {}
     if isinstance(messages, dict):
         for key, value in messages.items():
             path = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, dict):
-                out.update(_flatten(value, path))
+                out.update(flatten_messages(value, path))
             else:
                 out[path] = [str(m) for m in value] if isinstance(value, list) else [str(value)]
-    elif isinstance(messages, list):
-        out[prefix or "_schema"] = [str(m) for m in messages]
+    else:
+        out[prefix or "body"] = [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]
     return out
 
 
@@ -120,7 +120,7 @@ def _webargs_errors(exc: HTTPException) -> dict | None:
     merged = {}
     for location, fields in messages.items():
         # The location ("json", "query", ...) is not part of the field path.
-        flat = _flatten(fields)
+        flat = flatten_messages(fields)
         merged.update({("body" if k == "_schema" and location == "json" else k): v for k, v in flat.items()})
     return merged
 
@@ -146,10 +146,17 @@ def http_error_response(exc: HTTPException) -> Response:
 
 
 def _retry_after(exc) -> int:
-    limit = getattr(exc, "limit", None)
+    """Seconds until the breached window resets (the limiter knows), else the window's length."""
+    import time
+
+    from .extensions import limiter
+
     try:
-        return max(1, int(limit.limit.get_expiry()))
-    except Exception:  # the limit object varies between flask-limiter versions
+        current = limiter.current_limit
+        if current is not None and current.reset_at:
+            return max(1, int(current.reset_at - time.time()) + 1)
+        return max(1, int(exc.limit.limit.get_expiry()))
+    except Exception:  # no limit in context (e.g. a 429 raised by hand)
         return 60
 
 

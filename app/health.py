@@ -17,7 +17,7 @@ class HealthOut(Schema):
 
 @bp.route("/healthz", methods=["GET"])
 @bp.response(200, HealthOut)
-@bp.alt_response(503, schema=HealthOut, description="A backing store is down")
+@bp.alt_response(503, response="SERVICE_UNAVAILABLE", description="A backing store is down (problem+json with database and redis fields)")
 def healthz():
     """Check the database and Redis"""
     report = {"status": "ok", "database": "ok", "redis": "disabled"}
@@ -37,6 +37,8 @@ def healthz():
             current_app.logger.exception("health check: redis unreachable")
             report["redis"] = "error"
     if "error" in report.values():
-        report["status"] = "error"
-        return report, 503
+        from .errors import problem
+
+        return problem(503, "unhealthy", "A backing store is down",
+                       database=report["database"], redis=report["redis"])
     return report

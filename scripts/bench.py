@@ -9,6 +9,8 @@ load generator in this run: POST /actions (one pending action — one INSERT), P
 requests per second, p50/p99 latency, the ratios to the baseline, and any non-2xx replies.
 """
 import argparse
+import shutil
+import tempfile
 import http.client
 import json
 import os
@@ -168,12 +170,59 @@ def load(port, requests, clients):
     }
 
 
+WRK_SCRIPT = """
+local items = {}
+local counter = 0
+local tid = 0
+local nthreads = %(threads)d
+setup = function(thread) thread:set("tid", tid); tid = tid + 1 end
+init = function(args)
+  for line in io.lines("%(path)s") do
+    local auth, body = line:match("^(.-)\t(.*)$")
+    items[#items + 1] = {auth, body}
+  end
+end
+request = function()
+  local i = (counter * nthreads + tid) %% #items + 1
+  counter = counter + 1
+  local item = items[i]
+  return wrk.format("POST", "%(url_path)s", {["Content-Type"] = "application/json",
+                    ["Authorization"] = item[1]}, item[2])
+end
+"""
+
+
+def run_wrk(port, url_path, items, clients, seconds, workdir):
+    """Drive one endpoint with wrk (C, light on the CPU); items are (headers, body) cycled per request."""
+    import re
+    import tempfile
+
+    data = Path(workdir) / f"items-{port}-{abs(hash(url_path))}.tsv"
+    data.write_text("\n".join(f"{h['Authorization']}\t{json.dumps(b)}" for h, b in items), encoding="utf-8")
+    script = Path(workdir) / f"drive-{port}-{abs(hash(url_path))}.lua"
+    script.write_text(WRK_SCRIPT % {"threads": 2, "path": data, "url_path": url_path})
+    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script),
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+
+    def ms(label):
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50_ms": ms("50"),
+            "p99_ms": ms("99"), "failures": {"non-2xx": int(non2xx.group(1))} if non2xx else {},
+            "n": int(re.search(r"(\d+) requests in", out).group(1))}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     args = parser.parse_args()
+    use_wrk = shutil.which("wrk") is not None
     fresh_database()
     households = max(1, args.requests // 10)
     app_proc = start("app:create_app()", APP_PORT, args.workers)
@@ -190,20 +239,32 @@ def main():
                        for headers, code in codes[: args.requests]]
         bare_reqs = [("POST", "/bare/write", action, residents[i % len(residents)][0])
                      for i in range(args.requests)]
-        load(BARE_PORT, bare_reqs[:300], args.clients)  # warm-up
-        load(APP_PORT, action_reqs[:300], args.clients)
-        results = {
-            "bare insert": load(BARE_PORT, bare_reqs, args.clients),
-            "POST /actions": load(APP_PORT, action_reqs, args.clients),
-            "POST /merchant/redemptions": load(APP_PORT, redeem_reqs, args.clients),
-        }
+        if use_wrk:
+            workdir = tempfile.mkdtemp(prefix="sjc-bench-")
+            drive = lambda port, reqs: run_wrk(port, reqs[0][1], [(r[3], r[2]) for r in reqs], args.clients,
+                                               args.seconds, workdir)
+            drive(BARE_PORT, bare_reqs[:500])  # warm-up
+            results = {
+                "bare insert": drive(BARE_PORT, bare_reqs),
+                "POST /actions": drive(APP_PORT, action_reqs),
+                "POST /merchant/redemptions": drive(APP_PORT, redeem_reqs),
+            }
+        else:
+            load(BARE_PORT, bare_reqs[:300], args.clients)  # warm-up
+            load(APP_PORT, action_reqs[:300], args.clients)
+            results = {
+                "bare insert": load(BARE_PORT, bare_reqs, args.clients),
+                "POST /actions": load(APP_PORT, action_reqs, args.clients),
+                "POST /merchant/redemptions": load(APP_PORT, redeem_reqs, args.clients),
+            }
     finally:
         for proc in (app_proc, bare_proc):
             if proc:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=10)
     base = results["bare insert"]["rps"]
-    print(f"{args.clients} clients, {args.workers} gunicorn workers each, PostgreSQL, {args.requests} requests per run")
+    driver = f"wrk, {args.seconds} s per run" if use_wrk else f"Python threads, {args.requests} requests per run"
+    print(f"{args.clients} clients, {args.workers} gunicorn workers each, PostgreSQL, {driver}")
     print(f"{'endpoint':28} {'req/s':>8} {'% of bare':>9} {'p50 ms':>7} {'p99 ms':>7}  non-2xx")
     for name, r in results.items():
         print(f"{name:28} {r['rps']:8.0f} {100 * r['rps'] / base:8.0f}% {r['p50_ms']:7.1f} {r['p99_ms']:7.1f}  "

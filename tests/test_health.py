@@ -19,4 +19,6 @@ def test_healthz_is_503_when_redis_is_unreachable(app, client, monkeypatch):
     response = client.get("/healthz")
 
     assert response.status_code == 503
-    assert response.get_json() == {"status": "error", "database": "ok", "redis": "error"}
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert (body["code"], body["database"], body["redis"]) == ("unhealthy", "ok", "error")

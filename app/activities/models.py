@@ -74,6 +74,8 @@ class Action(db.Model):
         UniqueConstraint("integration_id", "external_id"),
         Index("ix_actions_household_created", "household_id", "created_at", "id"),
         Index("ix_actions_community_status_created", "community_id", "status", "created_at", "id"),
+        # A household's recent approved quantities of one type (the anomaly rule of integrations).
+        Index("ix_actions_household_type_approved", "household_id", "action_type", "status", "approved_at"),
         CheckConstraint("status IN ('pending', 'approved', 'rejected', 'reversed')", name="status_known"),
         CheckConstraint("points = base_points + campaign_points", name="points_add_up"),
     )

@@ -33,24 +33,9 @@ def _not_blank(value: str) -> None:
         raise ValidationError("Must not be blank.")
 
 
-def flatten_messages(messages, prefix: str = "") -> dict:
-    """marshmallow {"rows": {3: {"unit": [...]}}} → {"rows.3.unit": [...]}."""
-    out = {}
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, dict):
-                out.update(flatten_messages(value, path))
-            else:
-                out[path] = [str(m) for m in value] if isinstance(value, list) else [str(value)]
-    else:
-        out[prefix or "body"] = [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]
-    return out
-
-
 def load_strict(schema: Schema, payload) -> dict:
     """Load a body outside webargs (a route taking JSON or CSV); problems become a 422 naming the fields."""
-    from ..errors import ValidationFailed
+    from ..errors import ValidationFailed, flatten_messages
 
     if not isinstance(payload, dict):
         raise ValidationFailed({"body": ["Must be a JSON object."]})

@@ -22,7 +22,8 @@ from ..errors import AppError, Conflict, InvalidState, NotFound, ValidationFaile
 from ..extensions import db
 from ..ledger import service as ledger
 from .models import RECORDER_OF_SOURCE, SOURCES, Action, CapUsage, FactorRow, FactorSet
-from .schemas import FactorRowIn, FactorSetIn, flatten_messages, plain
+from ..errors import flatten_messages
+from .schemas import FactorRowIn, FactorSetIn, plain
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_AGE = timedelta(days=30)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..columns import new_id, utcnow
@@ -106,6 +107,11 @@ class Transfer:
 
 
 def _lock(account_ids: list[str]) -> dict[str, LedgerAccount]:
+    """Lock accounts in id order; accounts this transaction already locked are not asked for again."""
+    held = db.session.info.setdefault(LOCKED, set())
+    if held.issuperset(account_ids):
+        # Our lock makes the loaded rows current: every change since went through _append.
+        return {key: db.session.get(LedgerAccount, key) for key in account_ids}
     rows = db.session.scalars(
         select(LedgerAccount)
         .where(LedgerAccount.id.in_(account_ids))
@@ -113,7 +119,22 @@ def _lock(account_ids: list[str]) -> dict[str, LedgerAccount]:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
+    held.update(row.id for row in rows)
     return {row.id: row for row in rows}
+
+
+LOCKED = "ledger_locked_accounts"
+
+
+@event.listens_for(Session, "after_commit")
+def _locks_released(session):
+    session.info.pop(LOCKED, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _locks_released_on_rollback(session, previous_transaction):
+    # A rolled-back savepoint releases the locks taken inside it, and expires what it changed.
+    session.info.pop(LOCKED, None)
 
 
 def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, **fields) -> LedgerEntry:

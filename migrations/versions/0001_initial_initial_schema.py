@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 12:18:19.012742
+Create Date: 2026-11-25 13:06:28.041369
 
 """
 from alembic import op
@@ -322,6 +322,7 @@ def upgrade():
         batch_op.create_index('ix_actions_community_status_created', ['community_id', 'status', 'created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_actions_factor_id'), ['factor_id'], unique=False)
         batch_op.create_index('ix_actions_household_created', ['household_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_actions_household_type_approved', ['household_id', 'action_type', 'status', 'approved_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_actions_occurred_at'), ['occurred_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_actions_resident_id'), ['resident_id'], unique=False)
 
@@ -499,6 +500,7 @@ def downgrade():
     with op.batch_alter_table('actions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_actions_resident_id'))
         batch_op.drop_index(batch_op.f('ix_actions_occurred_at'))
+        batch_op.drop_index('ix_actions_household_type_approved')
         batch_op.drop_index('ix_actions_household_created')
         batch_op.drop_index(batch_op.f('ix_actions_factor_id'))
         batch_op.drop_index('ix_actions_community_status_created')
