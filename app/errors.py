@@ -136,7 +136,7 @@ def http_error_response(exc: HTTPException) -> Response:
         return problem(429, code, title, "Rate limit exceeded; retry later", headers=headers)
     if status == 422:
         errors = _webargs_errors(exc) or {}
-        return problem(422, code, title, errors=errors)
+        return problem(422, code, title, "Some fields are invalid; `errors` names each one", errors=errors)
     if status == 400:
         errors = _webargs_errors(exc)
         detail = "The request body is not valid JSON" if errors is not None else exc.description

@@ -128,3 +128,7 @@ def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
         "items": fields.List(fields.Nested(item_schema), required=True),
         "next_cursor": fields.String(allow_none=True, required=True),
     })
+
+
+class NoBody(StrictSchema):
+    """For a POST that takes no fields: an empty or absent body passes, any field is a 422."""

@@ -201,8 +201,11 @@ def run_wrk(port, url_path, items, clients, seconds, workdir):
     data.write_text("\n".join(f"{h['Authorization']}\t{json.dumps(b)}" for h, b in items), encoding="utf-8")
     script = Path(workdir) / f"drive-{port}-{abs(hash(url_path))}.lua"
     script.write_text(WRK_SCRIPT % {"threads": 2, "path": data, "url_path": url_path})
-    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script),
-                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script),
+                           f"http://127.0.0.1:{port}"], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"wrk failed: {done.stdout} {done.stderr}")
+    out = done.stdout
 
     def ms(label):
         m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)

@@ -5,6 +5,8 @@ from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth
 from ..extensions import db, limiter
+from ..idempotency import idempotent
+from ..schemas import NoBody
 from . import service
 from .schemas import (
     CommunityList, InviteCodeOut, LoginIn, MeOut, RefreshIn, RegisterIn, StaffIn, StaffOut, TokensOut,
@@ -95,8 +97,9 @@ def refresh(data):
 
 @bp.route("/auth/logout", methods=["POST"])
 @require_auth()
+@bp.arguments(NoBody, required=False)
 @bp.response(204)
-def logout():
+def logout(_):
     """End this login: its access and refresh tokens stop working"""
     from flask import g
 
@@ -114,20 +117,21 @@ def me():
 
 @bp.route("/households/invite-code", methods=["POST"])
 @require_auth("resident")
+@idempotent
+@bp.arguments(NoBody, required=False)
 @bp.response(200, InviteCodeOut)
-def invite_code():
+def invite_code(_):
     """A fresh invite code for my household; the old one stops working"""
     household = service.new_invite_code(current_user().household)
-    db.session.commit()
     return {"invite_code": household.invite_code, "expires_at": household.invite_expires_at}
 
 
 @bp.route("/admin/staff", methods=["POST"])
 @require_auth("district_admin")
+@idempotent
 @bp.arguments(StaffIn)
 @bp.response(201, StaffOut)
 def create_staff(data):
     """Create a staff account (district admin only)"""
     user = service.create_staff(data)
-    db.session.commit()
     return service.me_view(user)

@@ -4,7 +4,7 @@ from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth
 from ..idempotency import idempotent
-from ..schemas import decode_cursor, page
+from ..schemas import NoBody, decode_cursor, page
 from . import service
 from .schemas import (
     ActionIn, ActionList, ActionOut, ActionQuery, AppealIn, FactorSetIn, FactorSetList, FactorSetSummaryOut,
@@ -66,9 +66,10 @@ def factor_set(code):
 @bp.route("/factor-sets/<code>/publish", methods=["POST"])
 @require_auth("district_admin")
 @idempotent
+@bp.arguments(NoBody, required=False)
 @bp.response(200, FactorSetSummaryOut)
 @bp.alt_response(409, description="invalid_state or effective_from_taken")
-def publish_factor_set(code):
+def publish_factor_set(_, code):
     """Publish a draft factor set; from then on it is immutable"""
     return service.factor_set_view(service.publish_factor_set(code, current_user().id))
 
@@ -133,9 +134,10 @@ def review_queue(query):
 @bp.route("/review/actions/<action_id>/approve", methods=["POST"])
 @require_auth("community_staff")
 @idempotent
+@bp.arguments(NoBody, required=False)
 @bp.response(200, ActionOut)
 @bp.alt_response(409, description="invalid_state")
-def approve_action(action_id):
+def approve_action(_, action_id):
     """Approve a pending action: value it and credit the household"""
     return service.approve_action(action_id, current_user())
 

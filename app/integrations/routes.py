@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from ..auth import current_user, require_auth, verify_signature
 from ..extensions import db
 from ..idempotency import idempotent
-from ..schemas import PageQuery, page
+from ..schemas import NoBody, PageQuery, page
 from . import jobs  # noqa: F401  registers the import job handler
 from . import service
 from .schemas import (
@@ -69,9 +69,10 @@ def list_integrations(query):
 
 @bp.route("/integrations/<integration_id>/deactivate", methods=["POST"])
 @require_auth("district_admin")
+@bp.arguments(NoBody, required=False)
 @bp.response(200, IntegrationOut)
 @bp.alt_response(409, description="invalid_state: already inactive")
-def deactivate_integration(integration_id):
+def deactivate_integration(_, integration_id):
     """Deactivate an integration: its signed requests are refused from now on"""
     integration = service.deactivate_integration(integration_id)
     db.session.commit()

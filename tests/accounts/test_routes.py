@@ -510,3 +510,37 @@ def test_creating_staff_without_a_token_is_401(client):
 
     assert_problem(client.post("/api/v1/admin/staff", json=body), 401, "unauthenticated")
     assert db.session.scalar(select(User).where(User.phone == body["phone"])) is None
+
+
+def test_retrying_staff_creation_with_the_same_key_replays_the_first_reply(client, admin, community):
+    body = staff_body("community_staff", community_ids=[community.id])
+    headers = {**admin.headers, "Idempotency-Key": "staff-1"}
+
+    first = client.post("/api/v1/admin/staff", json=body, headers=headers)
+    retry = client.post("/api/v1/admin/staff", json=body, headers=headers)
+
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.get_json()["id"] == first.get_json()["id"]
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert db.session.scalar(select(func.count()).select_from(User).where(User.phone == body["phone"])) == 1
+
+
+def test_retrying_invite_code_with_the_same_key_keeps_the_code_it_handed_out(client, resident):
+    headers = {**resident.headers, "Idempotency-Key": "invite-1"}
+
+    first = client.post("/api/v1/households/invite-code", headers=headers)
+    retry = client.post("/api/v1/households/invite-code", headers=headers)
+
+    assert retry.get_json()["invite_code"] == first.get_json()["invite_code"]
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert db.session.get(Household, resident.household_id).invite_code == first.get_json()["invite_code"]
+
+
+def test_invite_code_refuses_fields_and_a_broken_body(client, resident):
+    with_field = client.post("/api/v1/households/invite-code", json={"x": 1}, headers=resident.headers)
+    broken = client.post("/api/v1/households/invite-code", data="{bad", content_type="application/json",
+                         headers=resident.headers)
+
+    assert assert_problem(with_field, 422, "validation_error")["errors"] == {"x": ["Unknown field."]}
+    assert with_field.get_json()["detail"]
+    assert_problem(broken, 400, "malformed_json")

@@ -381,6 +381,17 @@ def test_staff_of_another_community_get_404_on_review(client, factor_set, reside
     assert db.session.get(Action, action_id).status == "pending"
 
 
+def test_approve_refuses_a_body_that_tries_to_set_points(client, factor_set, resident, staff):
+    action_id = post_action(client, resident, quantity="2").get_json()["id"]
+
+    reply = client.post(f"{API}/review/actions/{action_id}/approve", json={"points": 99999}, headers=staff.headers)
+
+    assert reply.status_code == 422
+    assert reply.get_json()["errors"] == {"points": ["Unknown field."]}
+    assert db.session.get(Action, action_id).status == "pending"
+    assert client.get(f"{API}/wallet", headers=resident.headers).get_json()["balance"] == 0
+
+
 def test_approve_credits_the_household_and_a_second_approve_is_409(client, factor_set, resident, staff):
     action_id = post_action(client, resident, quantity="2").get_json()["id"]
 
