@@ -318,8 +318,12 @@ def resolve_factor(action_type, variant, unit, occurred_at: datetime, recorder: 
         select(FactorSet.id).where(FactorSet.status == "published", FactorSet.effective_from <= on)
         .order_by(FactorSet.effective_from.desc()).limit(1).scalar_subquery()
     )
-    # One round trip on the happy path: the rows of this action type in the set in force.
-    candidates = db.session.scalars(
+    # One round trip, one row on the happy path; the other variants are read only to explain a miss.
+    exact = db.session.scalars(
+        select(FactorRow).where(FactorRow.factor_set_id == in_force, FactorRow.action_type == action_type,
+                                FactorRow.variant == (variant or ""))
+    ).all()
+    candidates = exact or db.session.scalars(
         select(FactorRow).where(FactorRow.factor_set_id == in_force, FactorRow.action_type == action_type)
     ).all()
     if not candidates:

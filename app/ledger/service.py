@@ -76,6 +76,22 @@ def lock_households(household_ids) -> None:
         _lock(sorted(ids))
 
 
+def lock_owned(*owners: tuple[str, str]) -> list[LedgerAccount]:
+    """Lock the accounts of (kind, owner_id) pairs in one statement, in id order, creating missing ones.
+
+    Does not commit.
+    """
+    ids = [account_id(kind, owner_id) for kind, owner_id in owners]
+    locked = _lock(ids)
+    if len(locked) < len(set(ids)):
+        for (kind, owner_id), key in zip(owners, ids):
+            if key not in locked:
+                ensure_account(kind, owner_id)
+        db.session.info.get(LOCKED, set()).difference_update(ids)
+        locked = _lock(ids)
+    return [locked[key] for key in ids]
+
+
 def lock_accounts(*accounts: LedgerAccount) -> None:
     """Lock these accounts, in id order, until the transaction ends.
 

@@ -364,9 +364,8 @@ def _complete(code: RedemptionCode, actor_id: str, now: datetime) -> Redemption:
     merchant = db.session.get(Merchant, code.merchant_id)
     if not is_available(reward, merchant, now):
         raise RewardUnavailable()
-    wallet = ledger.account_of("household", code.household_id)
-    till = ledger.account_of("merchant", merchant.id)
-    ledger.lock_accounts(wallet, till)  # serialises this household's limit and this merchant's daily count
+    # Locked up front: serialises this household's limit and this merchant's daily count.
+    wallet, till = ledger.lock_owned(("household", code.household_id), ("merchant", merchant.id))
     if reward.per_household_limit is not None and (
         _redeemed_quantity(code.household_id, reward.id) + code.quantity > reward.per_household_limit
     ):
