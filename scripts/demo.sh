@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e . >/dev/null
+log=$(mktemp)
+.venv/bin/python -m pip install -q --upgrade pip >"$log" 2>&1 || true
+.venv/bin/python -m pip install -q -e . >"$log" 2>&1 || { cat "$log"; exit 1; }
 unset DATABASE_URL REDIS_URL
 .venv/bin/flask --app app db upgrade
 .venv/bin/flask --app app seed-demo
