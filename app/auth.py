@@ -104,5 +104,6 @@ def verify_signature(secret: str, timestamp: str, signature: str, *, skew: int =
     if abs(time.time() - ts) > skew:
         raise Unauthenticated("X-Timestamp is stale")
     expected = sign_request(secret, timestamp, request.method, request.path, request.get_data())
-    if not hmac.compare_digest(expected, (signature or "").lower()):
+    given = (signature or "").lower()
+    if not given.isascii() or not hmac.compare_digest(expected, given):
         raise Unauthenticated("X-Signature does not match")

@@ -10,6 +10,7 @@ refusal (a 4xx business error) is stored after the rollback. A claim left
 """
 import functools
 import hashlib
+import json
 from datetime import datetime, timedelta
 
 from flask import Response, g, request
@@ -73,19 +74,35 @@ def _claim(scope: str, body_hash: str) -> IdempotencyRecord | None:
     return existing
 
 
-def _store(scope: str, response: Response) -> None:
+def _store(scope: str, response: Response, conceal=None) -> None:
+    body = response.get_data()
+    if conceal is not None and response.status_code < 300 and response.is_json:
+        body = json.dumps(conceal(response.get_json()), ensure_ascii=False).encode()
     db.session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.scope_hash == scope)
-        .values(state="done", status=response.status_code, content_type=response.content_type, body=response.get_data())
+        .values(state="done", status=response.status_code, content_type=response.content_type, body=body)
     )
 
 
-def idempotent(view):
+def _replay(record: IdempotencyRecord, reveal=None) -> Response:
+    body = record.body
+    if reveal is not None and record.status < 300:
+        body = json.dumps(reveal(json.loads(body)), ensure_ascii=False).encode()
+    replay = Response(body, record.status, content_type=record.content_type)
+    replay.headers["Idempotent-Replayed"] = "true"
+    return replay
+
+
+def idempotent(view=None, *, conceal=None, reveal=None):
     """Make a POST idempotent under `Idempotency-Key`; the decorator commits the unit of work.
 
     Place it below `require_auth` and above `arguments`/`response`. The view must not commit.
+    `conceal` takes a secret out of a success reply before it is stored (a live redemption code)
+    and `reveal` puts it back on replay.
     """
+    if view is None:
+        return functools.partial(idempotent, conceal=conceal, reveal=reveal)
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
@@ -103,9 +120,7 @@ def idempotent(view):
                 raise IdempotencyKeyReused()
             if existing.state != "done":
                 raise IdempotencyInProgress()
-            replay = Response(existing.body, existing.status, content_type=existing.content_type)
-            replay.headers["Idempotent-Replayed"] = "true"
-            return replay
+            return _replay(existing, reveal)
         try:
             response = _call(view, args, kwargs)
         except AppError as error:
@@ -119,7 +134,7 @@ def idempotent(view):
             db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.scope_hash == scope))
             db.session.commit()
             raise
-        _store(scope, response)
+        _store(scope, response, conceal)
         db.session.commit()
         return response
 

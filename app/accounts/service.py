@@ -177,13 +177,14 @@ def create_staff(data: dict) -> User:
     fields = dict(phone=data["phone"], password_hash=hash_password(data["password"]),
                   display_name=data["display_name"], role=role)
     if role == "community_staff":
-        ids = sorted(set(data.get("community_ids") or []))
-        if not ids:
+        given = data.get("community_ids") or []
+        if not given:
             raise validation_error("community_ids", "community_staff needs at least one community.")
-        found = set(db.session.scalars(select(Community.id).where(Community.id.in_(ids))))
-        for index, community_id in enumerate(ids):
+        found = set(db.session.scalars(select(Community.id).where(Community.id.in_(given))))
+        for index, community_id in enumerate(given):  # the index the client sent
             if community_id not in found:
                 raise validation_error(f"community_ids.{index}", "No such community.")
+        ids = sorted(set(given))
     elif data.get("community_ids"):
         raise validation_error("community_ids", "Only community_staff have communities.")
     if role == "merchant_staff":

@@ -165,6 +165,13 @@ def parse_factor_csv(text: str) -> tuple[dict, list[CsvProblem]]:
     Returns the data and every problem, sorted by line; the data is usable only when there are
     none. One file holds one factor set.
     """
+    try:
+        return _read_factor_csv(text)
+    except csv.Error as exc:  # e.g. a field beyond the csv module's size limit
+        return {}, [CsvProblem(0, None, "body", f"not a readable CSV file ({exc})")]
+
+
+def _read_factor_csv(text: str) -> tuple[dict, list[CsvProblem]]:
     problems: list[CsvProblem] = []
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = reader.fieldnames or []
@@ -624,6 +631,7 @@ def reverse_action(action_id: str, staff: User, reason: str) -> Action:
     action = _for_staff(action_id, staff)
     if action.status != "approved":
         raise InvalidState(f"Only an approved action can be reversed; this one is {action.status}")
+    ledger.lock_households([action.household_id])  # wallet before cap rows, as approvals do
     _release_caps(action)
     if action.points:
         ledger.take_back(action.household_id, action.points, kind="action_reversal", ref_type="action",

@@ -77,7 +77,7 @@ def merchant_rewards(query):
 @bp.route("/redemption-codes", methods=["POST"])
 @require_auth("resident")
 @limiter.limit(_code_limit, key_func=_household_key, scope="redemption-codes")
-@idempotent
+@idempotent(conceal=service.conceal_code, reveal=service.reveal_code)
 @bp.arguments(CodeIn)
 @bp.response(201, CodeOut)
 @bp.alt_response(409, description="insufficient_points, out_of_stock, limit_reached, reward_unavailable "

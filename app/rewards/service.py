@@ -211,6 +211,16 @@ def _seal(code_id: str, digits: str) -> str:
     return str((int(digits) + _keystream(code_id)) % 10**CODE_DIGITS).zfill(CODE_DIGITS)
 
 
+def conceal_code(reply: dict) -> dict:
+    """A code reply as the idempotency store keeps it: without the digits."""
+    return {**reply, "code": None}
+
+
+def reveal_code(reply: dict) -> dict:
+    """A stored code reply with its digits put back from the sealed code row."""
+    return {**reply, "code": unseal(db.session.get(RedemptionCode, reply["id"]))}
+
+
 def unseal(code: RedemptionCode) -> str:
     """The digits of a code, for its QR images."""
     return str((int(code.code_sealed) - _keystream(code.id)) % 10**CODE_DIGITS).zfill(CODE_DIGITS)

@@ -544,3 +544,11 @@ def test_invite_code_refuses_fields_and_a_broken_body(client, resident):
     assert assert_problem(with_field, 422, "validation_error")["errors"] == {"x": ["Unknown field."]}
     assert with_field.get_json()["detail"]
     assert_problem(broken, 400, "malformed_json")
+
+
+def test_an_unknown_community_is_named_at_the_index_the_client_sent(client, admin, community):
+    body = staff_body("community_staff", community_ids=[community.id, "0000-missing"])
+
+    response = client.post("/api/v1/admin/staff", json=body, headers=admin.headers)
+
+    assert assert_problem(response, 422, "validation_error")["errors"] == {"community_ids.1": ["No such community."]}

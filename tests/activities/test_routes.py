@@ -549,3 +549,15 @@ def test_household_card_png_holds_the_card_number(client, resident, staff, admin
     other_staff = make_staff("community_staff", community_ids=[make_community().id])
     assert client.get(url, headers=other_staff.headers).status_code == 404
     assert client.get(f"{API}/households/nope/card.png", headers=admin.headers).status_code == 404
+
+
+def test_a_csv_field_beyond_the_csv_size_limit_is_422_not_500(client, admin):
+    from importlib import resources
+
+    text = resources.files("app").joinpath("data/factors.csv").read_text(encoding="utf-8")
+    huge = text.replace("conservative)", "conservative) " + "x" * 200_000, 1)
+
+    reply = client.post(f"{API}/factor-sets", data=huge.encode(), content_type="text/csv", headers=admin.headers)
+
+    assert reply.status_code == 422 and list(reply.get_json()["errors"]) == ["body"]
+    assert db.session.scalar(select(func.count()).select_from(FactorSet)) == 0

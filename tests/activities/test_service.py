@@ -558,3 +558,45 @@ def test_concurrent_approvals_credit_the_exact_sum_within_the_cap(app, factor_se
     assert used == 50_000
     assert balance(resident.household_id) == sum(a.points for a in actions) == floor(credited * 100)
     assert ledger.verify() == []
+
+
+@pytest.mark.committing
+def test_reversals_racing_approvals_of_one_household_all_succeed(app, factor_set, resident, staff):
+    day = today_local() - timedelta(days=1)
+
+    def report(i):
+        return activities.record_action(
+            household_id=resident.household_id, resident_id=resident.id, action_type="recycling", variant="paper",
+            quantity=Decimal("1"), unit="kg", occurred_at=local(day, 9, i), source="self_reported",
+            actor_id=resident.id)
+
+    approved = [report(i) for i in range(10)]
+    for action in approved:
+        activities.approve_action(action.id, staff.user)
+    pending = [report(i + 10).id for i in range(10)]
+    approved = [a.id for a in approved]
+    db.session.commit()
+    barrier = threading.Barrier(20)
+    statuses = []
+
+    def call(path, body):
+        with app.app_context():
+            client = app.test_client()
+            barrier.wait()
+            statuses.append(client.post(path, json=body, headers=staff.headers).status_code)
+            db.session.remove()
+
+    threads = [threading.Thread(target=call, args=(f"/api/v1/review/actions/{a}/reverse", {"reason": "wrong bin"}))
+               for a in approved]
+    threads += [threading.Thread(target=call, args=(f"/api/v1/review/actions/{a}/approve", None)) for a in pending]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    db.session.expire_all()
+    assert statuses == [200] * 20  # no deadlock turned into a 409
+    assert balance(resident.household_id) == 1000
+    used = db.session.scalar(select(CapUsage.used_milli).where(CapUsage.household_id == resident.household_id))
+    assert used == 10_000
+    assert ledger.verify() == []

@@ -489,3 +489,12 @@ def test_cli_import_runs_the_file(app, tmp_path, operator, resident):
 
     assert result.exit_code == 0, result.output
     assert "1 created" in result.output and "1 rejected" in result.output
+
+
+def test_a_signature_with_non_ascii_characters_is_401(client, device, resident):
+    raw = json.dumps(record("trip-x", card_of(resident))).encode()
+    headers = {**signed_headers(device, raw), "X-Signature": "é" * 64}
+
+    reply = client.post("/api/v1/integrations/actions", data=raw, headers=headers)
+
+    assert reply.status_code == 401 and reply.get_json()["code"] == "unauthenticated"

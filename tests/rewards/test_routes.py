@@ -684,3 +684,19 @@ def test_the_openapi_document_lists_the_reward_routes(client):
     for path in ("/api/v1/redemption-codes", "/api/v1/merchant/redemptions", "/api/v1/rewards/{reward_id}",
                  "/api/v1/redemption-codes/{code_id}/qr.png", "/api/v1/merchant/redemptions/{redemption_id}/void"):
         assert path in paths
+
+
+def test_an_idempotent_code_request_replays_the_digits_without_storing_them(client, resident, reward, fund):
+    from app.idempotency import IdempotencyRecord
+
+    fund(resident.household_id, 500)
+    headers = {**resident.headers, "Idempotency-Key": "code-1"}
+
+    first = client.post(f"{API}/redemption-codes", json={"reward_id": reward.id}, headers=headers)
+    retry = client.post(f"{API}/redemption-codes", json={"reward_id": reward.id}, headers=headers)
+
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
+    digits = first.get_json()["code"]
+    assert re.fullmatch(r"[0-9]{20}", digits)
+    assert all(digits.encode() not in record.body for record in db.session.scalars(select(IdempotencyRecord)))
