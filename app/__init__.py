@@ -2,7 +2,7 @@
 import logging
 
 from flask import Flask
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import check_production, load_config

@@ -132,3 +132,17 @@ def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
 
 class NoBody(StrictSchema):
     """For a POST that takes no fields: an empty or absent body passes, any field is a 422."""
+
+
+def page_rows(query, model, limit: int, cursor, *, oldest_first: bool = False) -> list:
+    """limit + 1 rows of `query` after the cursor, ordered by (created_at, id), newest first by default."""
+    from .extensions import db
+
+    if cursor is not None:
+        created, row_id = cursor
+        if oldest_first:
+            query = query.where((model.created_at > created) | ((model.created_at == created) & (model.id > row_id)))
+        else:
+            query = query.where((model.created_at < created) | ((model.created_at == created) & (model.id < row_id)))
+    order = (model.created_at, model.id) if oldest_first else (model.created_at.desc(), model.id.desc())
+    return db.session.scalars(query.order_by(*order).limit(limit + 1)).all()

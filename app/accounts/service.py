@@ -2,7 +2,7 @@
 import csv
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 from importlib import resources
 
 from flask import current_app
@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import auth
 from ..columns import utcnow
-from ..errors import AppError, Conflict, InvalidCredentials, NotFound, Unauthenticated, validation_error
+from ..errors import AppError, InvalidCredentials, NotFound, Unauthenticated, validation_error
 from ..extensions import db
 from ..ledger import service as ledger
 from .models import Community, Household, LoginSession, RefreshToken, StaffCommunity, Street, User
@@ -207,7 +207,7 @@ SCOPE_MODELS = {}  # "merchant" / "park" → model, filled in by those features 
 
 def _scope_target(field: str, value: str | None, kind: str) -> str:
     if not value:
-        raise validation_error(field, f"Required for this role.")
+        raise validation_error(field, "Required for this role.")
     model = SCOPE_MODELS.get(kind)
     if model is None or db.session.get(model, value) is None:
         raise validation_error(field, f"No such {kind}.")

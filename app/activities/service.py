@@ -23,6 +23,7 @@ from ..extensions import db
 from ..ledger import service as ledger
 from .models import RECORDER_OF_SOURCE, SOURCES, Action, CapUsage, FactorRow, FactorSet
 from ..errors import flatten_messages
+from ..schemas import page_rows
 from .schemas import FactorRowIn, FactorSetIn, plain
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -674,25 +675,12 @@ def get_action(action_id: str, user: User) -> Action:
     return action
 
 
-def _page(query, limit: int, cursor, oldest_first: bool = False) -> list[Action]:
-    if cursor is not None:
-        created, action_id = cursor
-        if oldest_first:
-            query = query.where((Action.created_at > created)
-                                | ((Action.created_at == created) & (Action.id > action_id)))
-        else:
-            query = query.where((Action.created_at < created)
-                                | ((Action.created_at == created) & (Action.id < action_id)))
-    order = (Action.created_at, Action.id) if oldest_first else (Action.created_at.desc(), Action.id.desc())
-    return db.session.scalars(query.order_by(*order).limit(limit + 1)).all()
-
-
 def household_actions(household_id: str, *, status: str | None, limit: int, cursor) -> list[Action]:
     """A household's actions, newest first (limit + 1 rows for paging)."""
     query = select(Action).where(Action.household_id == household_id)
     if status:
         query = query.where(Action.status == status)
-    return _page(query, limit, cursor)
+    return page_rows(query, Action, limit, cursor)
 
 
 def review_queue(staff: User, *, status: str, community_id: str | None, limit: int, cursor) -> list[Action]:
@@ -701,7 +689,7 @@ def review_queue(staff: User, *, status: str, community_id: str | None, limit: i
     if community_id is not None:
         communities = [c for c in communities if c == community_id]
     query = select(Action).where(Action.community_id.in_(communities), Action.status == status)
-    return _page(query, limit, cursor, oldest_first=True)
+    return page_rows(query, Action, limit, cursor, oldest_first=True)
 
 
 def reduction_totals(household_id: str) -> dict:

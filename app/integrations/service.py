@@ -23,10 +23,12 @@ from ..accounts.models import Household
 from ..activities import service as activities
 from ..activities.models import Action
 from ..columns import utcnow
-from ..errors import AppError, InvalidState, NotFound, Unauthenticated, ValidationFailed, validation_error
+from ..errors import (
+    AppError, InvalidState, NotFound, Unauthenticated, ValidationFailed, flatten_messages, validation_error,
+)
 from ..extensions import db
 from ..ledger import service as ledger
-from ..schemas import decode_cursor
+from ..schemas import decode_cursor, page_rows
 from .models import DEFAULT_SOURCE, ImportRowError, Integration, IntegrationImport
 from .schemas import RecordIn
 
@@ -88,16 +90,7 @@ def get_integration(integration_id: str) -> Integration:
 
 def list_integrations(limit: int, cursor: str | None) -> list[Integration]:
     """Integrations newest first, limit + 1 rows from the cursor on."""
-    query = select(Integration)
-    after = decode_cursor(cursor)
-    if after is not None:
-        created, row_id = after
-        query = query.where(
-            (Integration.created_at < created) | ((Integration.created_at == created) & (Integration.id < row_id))
-        )
-    return db.session.scalars(
-        query.order_by(Integration.created_at.desc(), Integration.id.desc()).limit(limit + 1)
-    ).all()
+    return page_rows(select(Integration), Integration, limit, decode_cursor(cursor))
 
 
 def deactivate_integration(integration_id: str) -> Integration:
@@ -169,18 +162,7 @@ def _parse_record(raw) -> tuple[str | None, dict | None, dict | None]:
     try:
         return external_id, RecordIn().load(raw), None
     except ValidationError as exc:
-        return external_id, None, _flat(exc.messages)
-
-
-def _flat(messages, prefix="") -> dict:
-    out = {}
-    for key, value in messages.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            out.update(_flat(value, path))
-        else:
-            out[path] = [str(m) for m in value] if isinstance(value, list) else [str(value)]
-    return out
+        return external_id, None, flatten_messages(exc.messages)
 
 
 def _card(card: str) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..columns import new_id, utcnow
 from ..errors import Conflict, InsufficientPoints
+from ..schemas import page_rows
 from ..extensions import db
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
 
@@ -366,15 +367,8 @@ REDEEMING_KINDS = {"redemption", "redemption_void"}
 
 
 def entries_page(account_id: str, limit: int, cursor: tuple[datetime, str] | None):
-    query = select(LedgerEntry).where(LedgerEntry.account_id == account_id)
-    if cursor is not None:
-        created, entry_id = cursor
-        query = query.where(
-            (LedgerEntry.created_at < created) | ((LedgerEntry.created_at == created) & (LedgerEntry.id < entry_id))
-        )
-    return db.session.scalars(
-        query.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)
-    ).all()
+    """An account's entries, newest first (limit + 1 rows for paging)."""
+    return page_rows(select(LedgerEntry).where(LedgerEntry.account_id == account_id), LedgerEntry, limit, cursor)
 
 
 # ---------------------------------------------------------------- verification

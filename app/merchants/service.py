@@ -6,12 +6,13 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from ..accounts import service as accounts
 from ..accounts.models import Community, User
 from ..columns import utcnow
 from ..errors import NotFound, validation_error
+from ..schemas import page_rows
 from ..extensions import db
 from ..ledger import service as ledger
 from .models import AnomalyFlag, Merchant
@@ -101,11 +102,7 @@ def list_merchants(user: User, limit: int, cursor) -> list[Merchant]:
         query = query.where(Merchant.community_id.in_(user.community_ids))
     elif user.role == "merchant_staff":
         query = query.where(Merchant.id == user.merchant_id)
-    if cursor is not None:
-        created, row_id = cursor
-        query = query.where(or_(Merchant.created_at < created,
-                                (Merchant.created_at == created) & (Merchant.id < row_id)))
-    return db.session.scalars(query.order_by(Merchant.created_at.desc(), Merchant.id.desc()).limit(limit + 1)).all()
+    return page_rows(query, Merchant, limit, cursor)
 
 
 def add_staff(merchant: Merchant, data: dict) -> User:
@@ -152,13 +149,7 @@ def list_anomalies(user: User, limit: int, cursor) -> list[AnomalyFlag]:
     query = select(AnomalyFlag)
     if user.role == "community_staff":
         query = query.where(AnomalyFlag.community_id.in_(user.community_ids))
-    if cursor is not None:
-        created, row_id = cursor
-        query = query.where(or_(AnomalyFlag.created_at < created,
-                                (AnomalyFlag.created_at == created) & (AnomalyFlag.id < row_id)))
-    return db.session.scalars(
-        query.order_by(AnomalyFlag.created_at.desc(), AnomalyFlag.id.desc()).limit(limit + 1)
-    ).all()
+    return page_rows(query, AnomalyFlag, limit, cursor)
 
 
 def anomaly_view(flag: AnomalyFlag) -> dict:

@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select, update
 from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
 from ..errors import AppError, InsufficientPoints, NotFound, validation_error
+from ..schemas import page_rows
 from ..extensions import db
 from ..ledger import service as ledger
 from ..merchants import service as merchants
@@ -150,13 +151,6 @@ def is_available(reward: Reward, merchant: Merchant, now: datetime) -> bool:
             and (reward.valid_until is None or now < reward.valid_until))
 
 
-def _page(query, model, limit: int, cursor):
-    if cursor is not None:
-        created, row_id = cursor
-        query = query.where(or_(model.created_at < created, (model.created_at == created) & (model.id < row_id)))
-    return db.session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)).all()
-
-
 def rewards_for_household(household: Household, limit: int, cursor) -> list[Reward]:
     """Available rewards of the household's community and district-wide ones, newest first."""
     now = utcnow()
@@ -167,11 +161,11 @@ def rewards_for_household(household: Household, limit: int, cursor) -> list[Rewa
                or_(Reward.valid_until.is_(None), Reward.valid_until > now),
                or_(Merchant.community_id == household.community_id, Reward.district_wide.is_(True)))
     )
-    return _page(query, Reward, limit, cursor)
+    return page_rows(query, Reward, limit, cursor)
 
 
 def rewards_of_merchant(merchant_id: str, limit: int, cursor) -> list[Reward]:
-    return _page(select(Reward).where(Reward.merchant_id == merchant_id), Reward, limit, cursor)
+    return page_rows(select(Reward).where(Reward.merchant_id == merchant_id), Reward, limit, cursor)
 
 
 def reward_view(reward: Reward) -> dict:
@@ -422,7 +416,7 @@ def redemptions_of_merchant(merchant_id: str, limit: int, cursor, status: str | 
     query = select(Redemption).where(Redemption.merchant_id == merchant_id)
     if status is not None:
         query = query.where(Redemption.status == status)
-    return _page(query, Redemption, limit, cursor)
+    return page_rows(query, Redemption, limit, cursor)
 
 
 # ---------------------------------------------------------------- voids
