@@ -42,6 +42,9 @@ def fresh_database():
     with psycopg.connect(f"{PG_BASE}/postgres", autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS songjiang_bench WITH (FORCE)")
         conn.execute("CREATE DATABASE songjiang_bench")
+    with psycopg.connect(DB, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bare_writes (id text PRIMARY KEY, household text, body text,"
+                     " created_at timestamptz DEFAULT now())")
 
 
 def server_env():
