@@ -1,11 +1,13 @@
 """Command line: admins, demo data, ledger verification, the job worker."""
 import sys
+from contextlib import contextmanager
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from .errors import AppError
 from .extensions import db
 
 users_cli = AppGroup("users", help="User accounts.")
@@ -16,6 +18,20 @@ points_cli = AppGroup("points", help="Household points: expiry.")
 DEMO_PASSWORD = "demo-pass-2026"
 # Later features append (label, function) pairs; each is called by seed-demo and must be idempotent.
 DEMO_SEEDERS = []
+
+
+@contextmanager
+def unit_of_work(message: str = "{}"):
+    """Commit what the block did; a refused business rule rolls back and exits 1 with its reason.
+
+    `message` formats the reason, e.g. "{path}: {{}}; nothing loaded".
+    """
+    try:
+        yield
+        db.session.commit()
+    except AppError as error:
+        db.session.rollback()
+        raise click.ClickException(message.format(error.detail)) from None
 
 
 def demo_seeder(label: str):
@@ -36,18 +52,14 @@ def create_admin(phone, password, display_name):
 
     from .accounts import service
     from .accounts.schemas import StaffIn
-    from .errors import AppError
 
     try:
         data = StaffIn().load({"phone": phone, "password": password, "display_name": display_name,
                                "role": "district_admin"})
-        user = service.create_staff(data)
-        db.session.commit()
     except ValidationError as exc:
         raise click.ClickException(f"invalid: {exc.messages}")
-    except AppError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.detail)
+    with unit_of_work():
+        user = service.create_staff(data)
     click.echo(f"district admin {service.mask_phone(user.phone)} created (id {user.id})")
 
 

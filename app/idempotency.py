@@ -13,7 +13,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-from flask import Response, g, request
+from flask import Response, g, make_response, request
 from sqlalchemy import LargeBinary, SmallInteger, String, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -145,8 +145,6 @@ def idempotent(view=None, *, conceal=None, reveal=None):
 
 
 def _call(view, args, kwargs) -> Response:
-    from flask import make_response
-
     return make_response(view(*args, **kwargs))
 
 

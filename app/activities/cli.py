@@ -7,9 +7,8 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from ..cli import demo_seeder
+from ..cli import demo_seeder, unit_of_work
 from ..columns import utcnow
-from ..errors import AppError
 from ..extensions import db
 from . import service
 from .models import Action
@@ -33,13 +32,8 @@ def import_factors(path):
             click.echo(f"line {problem.line}: {problem.field}: {problem.message}", err=True)
         click.echo(f"{path}: {len(problems)} problem(s); nothing loaded", err=True)
         sys.exit(1)
-    try:
+    with unit_of_work(f"{path}: {{}}; nothing loaded"):
         factor_set = service.create_factor_set(data)
-        db.session.commit()
-    except AppError as error:
-        db.session.rollback()
-        click.echo(f"{path}: {error.detail}; nothing loaded", err=True)
-        sys.exit(1)
     click.echo(f"factor set {factor_set.code} (from {factor_set.effective_from}): "
                f"{len(factor_set.rows)} rows loaded as a draft; publish it with `flask factors publish "
                f"{factor_set.code}`")
@@ -49,13 +43,8 @@ def import_factors(path):
 @click.argument("code")
 def publish_factors(code):
     """Publish a draft factor set; it is immutable from then on."""
-    try:
+    with unit_of_work(f"{code}: {{}}"):
         factor_set = service.publish_factor_set(code)
-        db.session.commit()
-    except AppError as error:
-        db.session.rollback()
-        click.echo(f"{code}: {error.detail}", err=True)
-        sys.exit(1)
     click.echo(f"factor set {factor_set.code} published, in force from {factor_set.effective_from}")
 
 

@@ -62,12 +62,17 @@ def local_date(moment: datetime) -> date:
 # ---------------------------------------------------------------- factor sets
 
 
-def set_in_force(on: date) -> FactorSet | None:
-    """The published set with the greatest effective_from on or before `on`."""
-    return db.session.scalar(
+def _in_force(on: date):
+    """SELECT of the published set with the greatest effective_from on or before `on`."""
+    return (
         select(FactorSet).where(FactorSet.status == "published", FactorSet.effective_from <= on)
         .order_by(FactorSet.effective_from.desc()).limit(1)
     )
+
+
+def set_in_force(on: date) -> FactorSet | None:
+    """The published set with the greatest effective_from on or before `on`."""
+    return db.session.scalar(_in_force(on))
 
 
 def effective_until(factor_set: FactorSet) -> date | None:
@@ -322,10 +327,7 @@ def resolve_factor(action_type, variant, unit, occurred_at: datetime, recorder: 
     Adds problems to `errors` (naming action_type, variant, unit or occurred_at) and returns None then.
     """
     on = local_date(occurred_at)
-    in_force = (
-        select(FactorSet.id).where(FactorSet.status == "published", FactorSet.effective_from <= on)
-        .order_by(FactorSet.effective_from.desc()).limit(1).scalar_subquery()
-    )
+    in_force = _in_force(on).with_only_columns(FactorSet.id).scalar_subquery()
     # One round trip, one row on the happy path; the other variants are read only to explain a miss.
     exact = db.session.scalars(
         select(FactorRow).where(FactorRow.factor_set_id == in_force, FactorRow.action_type == action_type,

@@ -6,7 +6,7 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from ..cli import demo_seeder
+from ..cli import demo_seeder, unit_of_work
 from ..errors import AppError
 from ..extensions import db
 from .models import KINDS, SOURCES, Integration
@@ -51,12 +51,8 @@ def deactivate(integration_id):
     """Deactivate an integration: its signed requests are refused from now on."""
     from . import service
 
-    try:
+    with unit_of_work():
         service.deactivate_integration(integration_id)
-        db.session.commit()
-    except AppError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.detail)
     click.echo(f"integration {integration_id} deactivated")
 
 

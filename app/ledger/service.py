@@ -54,7 +54,11 @@ def ensure_account(kind: str, owner_id: str, shard: int = 0) -> LedgerAccount:
 def system_account(kind: str, spread_key: str) -> LedgerAccount:
     """One shard of the issuance or expiry account, chosen by a stable hash of `spread_key`."""
     assert kind in SYSTEM_KINDS
-    return ensure_account(kind, SYSTEM_OWNER, zlib.crc32(spread_key.encode()) % SYSTEM_SHARDS)
+    return ensure_account(kind, SYSTEM_OWNER, _shard(spread_key))
+
+
+def _shard(spread_key: str) -> int:
+    return zlib.crc32(spread_key.encode()) % SYSTEM_SHARDS
 
 
 def account_of(kind: str, owner_id: str) -> LedgerAccount:
@@ -69,27 +73,26 @@ def lock_households(household_ids) -> None:
     crediting them one by one would lock shards in an order that differs between
     two such transactions, and they could deadlock. Does not commit.
     """
-    ids = set()
-    for household_id in sorted(set(household_ids)):
-        ids.add(account_of("household", household_id).id)
-        ids.add(system_account("issuance", household_id).id)
-    if ids:
-        _lock(sorted(ids))
+    households = sorted(set(household_ids))
+    if households:
+        lock_owned(*[("household", h) for h in households],
+                   *[("issuance", SYSTEM_OWNER, _shard(h)) for h in households])
 
 
-def lock_owned(*owners: tuple[str, str]) -> list[LedgerAccount]:
-    """Lock the accounts of (kind, owner_id) pairs in one statement, in id order, creating missing ones.
+def lock_owned(*owners: tuple) -> list[LedgerAccount]:
+    """Lock the accounts of (kind, owner_id[, shard]) in one statement, in id order, creating missing ones.
 
     Does not commit.
     """
-    ids = [account_id(kind, owner_id) for kind, owner_id in owners]
+    ids = [account_id(*owner) for owner in owners]
+    if not db.session.info.get(LOCKED, set()).issuperset(ids):
+        # Create what is missing before locking anything: a row created between two locking
+        # statements would be locked out of id order, and concurrent callers could deadlock.
+        present = set(db.session.scalars(select(LedgerAccount.id).where(LedgerAccount.id.in_(ids))))
+        for owner, key in zip(owners, ids):
+            if key not in present:
+                ensure_account(*owner)
     locked = _lock(ids)
-    if len(locked) < len(set(ids)):
-        for (kind, owner_id), key in zip(owners, ids):
-            if key not in locked:
-                ensure_account(kind, owner_id)
-        db.session.info.get(LOCKED, set()).difference_update(ids)
-        locked = _lock(ids)
     return [locked[key] for key in ids]
 
 
