@@ -32,12 +32,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     from .errors import register_error_handlers
 
     register_error_handlers(app)
-    _register_blueprints(app)
+    _register_features(app)
     _register_hooks(app)
-
-    from .cli import register_cli
-
-    register_cli(app)
     return app
 
 
@@ -47,24 +43,42 @@ def _migrations_dir():
     return Path(__file__).resolve().parent.parent / "migrations"
 
 
-def _register_blueprints(app: Flask) -> None:
-    from .accounts.routes import bp as accounts_bp
-    from .health import bp as health_bp
-    from .ledger.routes import bp as ledger_bp
+def _register_features(app: Flask) -> None:
+    """Every feature's routes, scope models, jobs, demo data and commands, in one visible list.
 
-    api.register_blueprint(health_bp)
-    for bp in (accounts_bp, ledger_bp, *_feature_blueprints()):
-        api.register_blueprint(bp, url_prefix=API_PREFIX)
+    A new capability adds its lines here; nothing registers itself by being imported.
+    """
+    from . import cli, health, jobs
+    from .accounts import routes as accounts_routes, service as accounts_service
+    from .activities import cli as activities_cli, demo as activities_demo, routes as activities_routes
+    from .integrations import cli as integrations_cli, demo as integrations_demo, jobs as integrations_jobs
+    from .integrations import routes as integrations_routes
+    from .ledger import expiry, routes as ledger_routes
+    from .merchants import demo as merchants_demo, models as merchants_models, routes as merchants_routes
+    from .rewards import routes as rewards_routes
 
+    api.register_blueprint(health.bp)
+    for blueprint in (accounts_routes.bp, ledger_routes.bp, activities_routes.bp, rewards_routes.bp,
+                      integrations_routes.bp, merchants_routes.bp):
+        api.register_blueprint(blueprint, url_prefix=API_PREFIX)
 
-def _feature_blueprints():
-    """Blueprints of the feature packages beyond accounts and the ledger."""
-    from .activities.routes import bp as activities_bp
-    from .integrations.routes import bp as integrations_bp
-    from .merchants.routes import bp as merchants_bp
-    from .rewards.routes import bp as rewards_bp
+    # Staff scopes: POST /admin/staff checks `merchant_id` / `park_id` against these.
+    accounts_service.register_scope_models(app, {"merchant": merchants_models.Merchant})
 
-    return [activities_bp, rewards_bp, integrations_bp, merchants_bp]
+    jobs.register_handlers(app, {
+        "integrations.import": (integrations_jobs.run_import, "chunked"),
+        "ledger.expire_points": (expiry.expire_points_job, "chunked"),
+    })
+
+    # seed-demo runs these in this order: factors first, as later seeders value actions with them.
+    cli.register_demo_seeders(app, [
+        ("factors and demo actions", activities_demo.seed_factors_and_actions),
+        ("merchants", merchants_demo.seed_demo_merchant),
+        ("integrations", integrations_demo.seed_demo_integration),
+    ])
+
+    for command in (*cli.COMMANDS, activities_cli.factors_cli, integrations_cli.integrations_cli):
+        app.cli.add_command(command)
 
 
 def _register_hooks(app: Flask) -> None:

@@ -1,14 +1,13 @@
 """Command line: admins, demo data, ledger verification, the job worker."""
 import sys
-from contextlib import contextmanager
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from .errors import AppError
 from .extensions import db
+from .transaction import transaction, unit_of_work
 
 users_cli = AppGroup("users", help="User accounts.")
 ledger_cli = AppGroup("ledger", help="The points ledger.")
@@ -16,30 +15,12 @@ jobs_cli = AppGroup("jobs", help="Background jobs.")
 points_cli = AppGroup("points", help="Household points: expiry.")
 
 DEMO_PASSWORD = "demo-pass-2026"
-# Later features append (label, function) pairs; each is called by seed-demo and must be idempotent.
-DEMO_SEEDERS = []
+DEMO_SEEDERS = "demo_seeders"
 
 
-@contextmanager
-def unit_of_work(message: str = "{}"):
-    """Commit what the block did; a refused business rule rolls back and exits 1 with its reason.
-
-    `message` formats the reason, e.g. "{path}: {{}}; nothing loaded".
-    """
-    try:
-        yield
-        db.session.commit()
-    except AppError as error:
-        db.session.rollback()
-        raise click.ClickException(message.format(error.detail)) from None
-
-
-def demo_seeder(label: str):
-    def decorator(fn):
-        DEMO_SEEDERS.append((label, fn))
-        return fn
-
-    return decorator
+def register_demo_seeders(app, seeders: list) -> None:
+    """(label, function) pairs that seed-demo calls in this order; each must be safe to run twice."""
+    app.extensions.setdefault(DEMO_SEEDERS, []).extend(seeders)
 
 
 @users_cli.command("create-admin")
@@ -69,10 +50,10 @@ def seed_demo():
     from .accounts import service
     from .accounts.models import User
 
-    created = service.load_geography()
-    demo = service.add_community("方松街道", "松江示范社区（演示）", is_demo=True)
-    demo2 = service.add_community("中山街道", "中山示范社区（演示）", is_demo=True)
-    db.session.commit()
+    with transaction():
+        created = service.load_geography()
+        demo = service.add_community("方松街道", "松江示范社区（演示）", is_demo=True)
+        demo2 = service.add_community("中山街道", "中山示范社区（演示）", is_demo=True)
     lines = [f"geography: {created} new streets/communities; demo communities: {demo.name}, {demo2.name}"]
 
     def staff(phone, name, role, **scope):
@@ -82,20 +63,20 @@ def seed_demo():
                                          "role": role, **scope})
         return user
 
-    staff("13800000000", "区管理员（演示）", "district_admin")
-    staff("13800000001", "社区工作者（演示）", "community_staff", community_ids=[demo.id, demo2.id])
     residents = []
-    for phone, name in (("13900000001", "王家（演示）"), ("13900000002", "李家（演示）")):
-        user = db.session.scalar(select(User).where(User.phone == phone))
-        if user is None:
-            user, _ = service.register({"phone": phone, "password": DEMO_PASSWORD, "display_name": name,
-                                        "community_id": demo.id})
-        residents.append(user)
-    db.session.commit()
+    with transaction():
+        staff("13800000000", "区管理员（演示）", "district_admin")
+        staff("13800000001", "社区工作者（演示）", "community_staff", community_ids=[demo.id, demo2.id])
+        for phone, name in (("13900000001", "王家（演示）"), ("13900000002", "李家（演示）")):
+            user = db.session.scalar(select(User).where(User.phone == phone))
+            if user is None:
+                user, _ = service.register({"phone": phone, "password": DEMO_PASSWORD, "display_name": name,
+                                            "community_id": demo.id})
+            residents.append(user)
     context = {"community": demo, "community2": demo2, "residents": residents, "staff": staff}
-    for label, fn in DEMO_SEEDERS:
-        note = fn(context)
-        db.session.commit()
+    for label, fn in current_app.extensions.get(DEMO_SEEDERS, []):
+        with transaction():
+            note = fn(context)
         if note:
             lines.append(f"{label}: {note}")
     lines += [
@@ -155,13 +136,4 @@ def worker(burst):
     Worker([Queue(QUEUE, connection=connection)], connection=connection).work(burst=burst)
 
 
-def register_cli(app) -> None:
-    for command in (users_cli, ledger_cli, jobs_cli, seed_demo, worker):
-        app.cli.add_command(command)
-    app.cli.add_command(points_cli)
-    from .activities.cli import factors_cli  # also registers the factor/demo-action seeder, first
-
-    app.cli.add_command(factors_cli)
-    from .integrations.cli import integrations_cli
-
-    app.cli.add_command(integrations_cli)
+COMMANDS = (users_cli, ledger_cli, jobs_cli, points_cli, seed_demo, worker)

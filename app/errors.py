@@ -67,6 +67,12 @@ class IdempotencyInProgress(AppError):
     status, code, title = 409, "idempotency_in_progress", "A request with this Idempotency-Key is still running"
 
 
+def is_write_conflict(exc: Exception) -> bool:
+    """A deadlock, a serialisation failure or SQLite's busy lock: the same request may succeed on retry."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "deadlock" in text or "could not serialize" in text or "database is locked" in text
+
+
 def validation_error(field: str, message: str) -> ValidationFailed:
     return ValidationFailed({field: [message]})
 
@@ -217,8 +223,7 @@ def register_error_handlers(app) -> None:
         from .extensions import db
 
         db.session.rollback()
-        text = str(exc.orig).lower()
-        if "deadlock" in text or "could not serialize" in text or "database is locked" in text:
+        if is_write_conflict(exc):
             log.warning("write conflict request_id=%s", g.get("request_id"))
             return problem(409, "conflict", "The request conflicts with a concurrent one", "Retry the request")
         log.exception("database error request_id=%s", g.get("request_id"))

@@ -1,12 +1,12 @@
-"""Idempotency-Key for every value-creating POST.
+"""Idempotency-Key for every value-creating POST, inside the request's one unit of work.
 
-A key is scoped to (caller, method, path). The claim is committed first, so a
-concurrent request with the same key sees it and gets 409. The stored reply
-is written in the same transaction as the business change, so a success is
-never recorded without its effects nor its effects without the reply; a
-refusal (a 4xx business error) is stored after the rollback. A claim left
-`running` by a crashed process committed nothing and is taken over after
-`STALE_AFTER`.
+A key is scoped to (caller, method, path). The key is claimed by an `INSERT … ON
+CONFLICT DO NOTHING` in the business transaction itself, so a concurrent request
+with the same key waits on the first one's row lock and then replays its reply;
+a process that dies holding a claim rolls it back with everything else. The
+reply is stored in the same transaction as the business change. A refusal is
+stored too: the business part runs in a savepoint that the refusal rolls back,
+while the claim stays held, so no retry can turn a stored refusal into a success.
 """
 import functools
 import hashlib
@@ -14,16 +14,16 @@ import json
 from datetime import datetime, timedelta
 
 from flask import Response, g, make_response, request
-from sqlalchemy import LargeBinary, SmallInteger, String, delete, insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import LargeBinary, SmallInteger, String, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .columns import UTCDateTime, utcnow
+from .dialect import insert_ignoring_conflicts
 from .errors import AppError, IdempotencyInProgress, IdempotencyKeyReused, ValidationFailed, app_error_response
 from .extensions import db
+from .transaction import mark_owner, transaction
 
 KEEP_FOR = timedelta(hours=24)
-STALE_AFTER = timedelta(minutes=2)
 HEADER = "Idempotency-Key"
 
 
@@ -31,7 +31,7 @@ class IdempotencyRecord(db.Model):
     __tablename__ = "idempotency_records"
     scope_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(10))  # running | done
+    state: Mapped[str] = mapped_column(String(10))  # running (only ever seen inside its transaction) | done
     status: Mapped[int | None] = mapped_column(SmallInteger)
     content_type: Mapped[str | None] = mapped_column(String(80))
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -47,30 +47,30 @@ def _hashes(key: str) -> tuple[str, str]:
 
 
 def _claim(scope: str, body_hash: str) -> IdempotencyRecord | None:
-    """Insert a running claim and commit it; return the existing record instead if there is one."""
+    """Claim the key in this transaction; return the earlier record instead if it holds one.
+
+    On PostgreSQL the INSERT waits while another transaction holds the same key, and
+    then sees its committed reply. A record older than KEEP_FOR is taken over.
+    """
     now = utcnow()
-    try:
-        db.session.execute(insert(IdempotencyRecord).values(
-            scope_hash=scope, request_hash=body_hash, state="running", created_at=now))
-        db.session.commit()
+    claimed = db.session.scalar(
+        insert_ignoring_conflicts(IdempotencyRecord).values(
+            scope_hash=scope, request_hash=body_hash, state="running", created_at=now)
+        .returning(IdempotencyRecord.scope_hash)
+    )
+    if claimed is not None:
         return None
-    except IntegrityError:
-        db.session.rollback()
-    existing = db.session.get(IdempotencyRecord, scope, populate_existing=True)
-    if existing is None:  # expired and swept between our insert and read
+    existing = db.session.scalar(
+        select(IdempotencyRecord).where(IdempotencyRecord.scope_hash == scope).with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if existing is None:  # swept between the two statements
         return _claim(scope, body_hash)
-    if existing.created_at < now - KEEP_FOR or (
-        existing.state == "running" and existing.created_at < now - STALE_AFTER
-    ):
-        taken = db.session.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.scope_hash == scope, IdempotencyRecord.created_at == existing.created_at)
-            .values(request_hash=body_hash, state="running", status=None, body=None, created_at=now)
-        ).rowcount
-        db.session.commit()
-        if taken:
-            return None
-        existing = db.session.get(IdempotencyRecord, scope, populate_existing=True)
+    if existing.created_at < now - KEEP_FOR:
+        existing.request_hash, existing.state, existing.status, existing.body = body_hash, "running", None, None
+        existing.created_at = now
+        db.session.flush()
+        return None
     return existing
 
 
@@ -95,7 +95,7 @@ def _replay(record: IdempotencyRecord, reveal=None) -> Response:
 
 
 def idempotent(view=None, *, conceal=None, reveal=None):
-    """Make a POST idempotent under `Idempotency-Key`; the decorator commits the unit of work.
+    """Own the request's unit of work and make it idempotent under `Idempotency-Key`.
 
     Place it below `require_auth` and above `arguments`/`response`. The view must not commit.
     `conceal` takes a secret out of a success reply before it is stored (a live redemption code)
@@ -107,45 +107,49 @@ def idempotent(view=None, *, conceal=None, reveal=None):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         key = request.headers.get(HEADER)
-        if key is None:
-            response = _call(view, args, kwargs)
-            db.session.commit()
-            return response
-        if not key or len(key) > 255:
+        if key is not None and (not key or len(key) > 255):
             raise ValidationFailed({HEADER: ["Must be 1 to 255 characters."]})
-        scope, body_hash = _hashes(key)
-        existing = _claim(scope, body_hash)
-        if existing is not None:
-            if existing.request_hash != body_hash:
-                raise IdempotencyKeyReused()
-            if existing.state != "done":
-                raise IdempotencyInProgress()
-            return _replay(existing, reveal)
-        try:
-            response = _call(view, args, kwargs)
-        except AppError as error:
-            db.session.rollback()
-            response = app_error_response(error)
-            _store(scope, response)
-            db.session.commit()
+        with transaction():
+            if key is None:
+                return make_response(view(*args, **kwargs))
+            scope, body_hash = _hashes(key)
+            existing = _claim(scope, body_hash)
+            if existing is not None:
+                if existing.request_hash != body_hash:
+                    raise IdempotencyKeyReused()
+                if existing.state != "done":
+                    raise IdempotencyInProgress()
+                return _replay(existing, reveal)
+            response = _keyed_call(view, args, kwargs, scope)
+            _store(scope, response, conceal)
             return response
-        except BaseException:
-            db.session.rollback()
-            db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.scope_hash == scope))
-            db.session.commit()
-            raise
-        _store(scope, response, conceal)
-        db.session.commit()
-        return response
 
+    mark_owner(wrapper)
     wrapper.__dict__.setdefault("_apidoc", {}).setdefault("manual_doc", {}).setdefault(
         "parameters", []
     ).append({"in": "header", "name": HEADER, "required": False, "schema": {"type": "string", "maxLength": 255}})
     return wrapper
 
 
-def _call(view, args, kwargs) -> Response:
-    return make_response(view(*args, **kwargs))
+def _keyed_call(view, args, kwargs, scope: str) -> Response:
+    """The view in a savepoint: a refusal undoes its writes but not the claim, and is stored."""
+    savepoint = db.session.begin_nested()
+    try:
+        response = make_response(view(*args, **kwargs))
+    except AppError as error:
+        if getattr(error, "keep_writes", False):
+            savepoint.commit()
+        else:
+            savepoint.rollback()
+        _store(scope, app_error_response(error))
+        error.keep_writes = True  # the claim and the stored refusal commit
+        raise
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
+    savepoint.commit()
+    return response
 
 
 def sweep_expired() -> int:

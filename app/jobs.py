@@ -16,10 +16,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .columns import UTCDateTime, new_id, utcnow
 from .extensions import db
+from .transaction import transaction
 
 log = logging.getLogger("app.jobs")
-HANDLERS = {}
 QUEUE = "default"
+EXTENSION = "job_handlers"
 
 
 class Job(db.Model):
@@ -34,19 +35,25 @@ class Job(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-def handler(name: str):
-    """Register a job function under a stable name: `@handler("exports.build")`."""
+def register_handlers(app, handlers: dict) -> None:
+    """Register job functions under stable names (create_app does, in one visible list).
 
-    def decorator(fn):
-        HANDLERS[name] = fn
-        return fn
+    A value is the function, or `(function, "chunked")` for a job that opens a
+    `transaction()` per chunk itself instead of running as one unit of work.
+    """
+    registry = app.extensions.setdefault(EXTENSION, {})
+    for name, spec in handlers.items():
+        run, mode = spec if isinstance(spec, tuple) else (spec, None)
+        registry[name] = (run, mode == "chunked")
 
-    return decorator
+
+def handlers() -> dict:
+    return current_app.extensions[EXTENSION]
 
 
 def enqueue(name: str, **kwargs) -> Job:
     """Stage a job in the current transaction; it is pushed only if that transaction commits."""
-    if name not in HANDLERS:
+    if name not in handlers():
         raise KeyError(f"no job handler named {name}")
     job = Job(id=new_id(), name=name, args=json.dumps(kwargs))
     db.session.add(job)
@@ -94,27 +101,37 @@ def rq_queue():
 
 
 def run_job(job_id: str) -> str:
-    """Claim and run one job; returns its final state."""
-    claimed = db.session.execute(
-        update(Job).where(Job.id == job_id, Job.state == "queued")
-        .values(state="running", started_at=utcnow()).execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
+    """Claim and run one job; returns its final state.
+
+    Three units of work: the claim, the job's own work, and its outcome. A job
+    whose work is one unit of work runs inside `transaction()` here; one that
+    commits in chunks (an import) declares `chunked=True` and opens a
+    `transaction()` per chunk itself.
+    """
+    with transaction():
+        claimed = db.session.execute(
+            update(Job).where(Job.id == job_id, Job.state == "queued")
+            .values(state="running", started_at=utcnow()).execution_options(synchronize_session=False)
+        ).rowcount
     if not claimed:
         return "skipped"
     job = db.session.get(Job, job_id)
+    name, args = job.name, json.loads(job.args)
+    run, chunked = handlers()[name]
     try:
-        HANDLERS[job.name](**json.loads(job.args))
-        db.session.commit()
+        if chunked:
+            run(**args)
+        else:
+            with transaction():
+                run(**args)
         state, error = "done", None
     except Exception as exc:  # recorded on the job row; the job's own writes are rolled back
-        db.session.rollback()
-        log.exception("job %s (%s) failed", job_id, job.name)
+        log.exception("job %s (%s) failed", job_id, name)
         state, error = "failed", exc.__class__.__name__
-    db.session.execute(
-        update(Job).where(Job.id == job_id).values(state=state, error=error, finished_at=utcnow())
-    )
-    db.session.commit()
+    with transaction():
+        db.session.execute(
+            update(Job).where(Job.id == job_id).values(state=state, error=error, finished_at=utcnow())
+        )
     dispatch()
     return state
 

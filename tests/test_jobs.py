@@ -8,13 +8,13 @@ from app.extensions import db
 RAN = []
 
 
-@jobs.handler("tests.note")
 def _note(label):
     RAN.append(label)
 
 
 @pytest.fixture(autouse=True)
-def _clear_runs():
+def _clear_runs(app):
+    jobs.register_handlers(app, {"tests.note": _note})
     RAN.clear()
 
 

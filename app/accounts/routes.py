@@ -4,9 +4,10 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth
-from ..extensions import db, limiter
+from ..extensions import limiter
 from ..idempotency import idempotent
 from ..schemas import NoBody
+from ..transaction import transactional
 from . import service
 from .schemas import (
     CommunityList, InviteCodeOut, LoginIn, MeOut, RefreshIn, RegisterIn, StaffIn, StaffOut, TokensOut,
@@ -58,13 +59,13 @@ def communities():
 @limiter.limit(lambda: _limit("REGISTER_PHONE_LIMIT"), key_func=_phone_key)
 @limiter.limit(lambda: _limit("INVITE_FAILURE_LIMIT"), key_func=get_remote_address,
                deduct_when=_failed_invite, scope="invite-failures")
+@transactional
 @bp.arguments(RegisterIn)
 @bp.response(201, TokensOut)
 @bp.alt_response(409, response="CONFLICT", description="phone_taken or household_full")
 def register(data):
     """Register a resident into a new household, or join one by invite code"""
     user, tokens = service.register(data)
-    db.session.commit()
     return service.session_view(user, tokens)
 
 
@@ -72,31 +73,28 @@ def register(data):
 @limiter.limit(lambda: _limit("LOGIN_LIMIT"), key_func=get_remote_address)
 @limiter.limit(lambda: _limit("LOGIN_FAILURE_LIMIT"), key_func=_phone_key, deduct_when=_failed_login,
                scope="login-failures")
+@transactional
 @bp.arguments(LoginIn)
 @bp.response(200, TokensOut)
 def login(data):
     """Log in with phone and password"""
     user, tokens = service.login(data["phone"], data["password"])
-    db.session.commit()
     return service.session_view(user, tokens)
 
 
 @bp.route("/auth/refresh", methods=["POST"])
+@transactional
 @bp.arguments(RefreshIn)
 @bp.response(200, TokensOut)
 def refresh(data):
     """Trade a refresh token for a new pair; a reused token revokes the whole login"""
-    try:
-        user, tokens = service.refresh(data["refresh_token"])
-    except service.RefreshReused:
-        db.session.commit()  # the revocation must stick although the request fails
-        raise
-    db.session.commit()
+    user, tokens = service.refresh(data["refresh_token"])
     return service.session_view(user, tokens)
 
 
 @bp.route("/auth/logout", methods=["POST"])
 @require_auth()
+@transactional
 @bp.arguments(NoBody, required=False)
 @bp.response(204)
 def logout(_):
@@ -104,7 +102,6 @@ def logout(_):
     from flask import g
 
     service.revoke_session(g.session_id, "logout")
-    db.session.commit()
 
 
 @bp.route("/me", methods=["GET"])

@@ -15,6 +15,7 @@ from ..columns import utcnow
 from ..errors import AppError, InvalidCredentials, NotFound, Unauthenticated, validation_error
 from ..extensions import db
 from ..ledger import service as ledger
+from ..transaction import refuse_keeping_writes
 from .models import Community, Household, LoginSession, RefreshToken, StaffCommunity, Street, User
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -202,13 +203,18 @@ def create_staff(data: dict) -> User:
     return user
 
 
-SCOPE_MODELS = {}  # "merchant" / "park" → model, filled in by those features when they load
+SCOPE_MODELS = "scope_models"
+
+
+def register_scope_models(app, models: dict) -> None:
+    """"merchant" / "park" → the model a staff scope id must name (create_app registers them)."""
+    app.extensions.setdefault(SCOPE_MODELS, {}).update(models)
 
 
 def _scope_target(field: str, value: str | None, kind: str) -> str:
     if not value:
         raise validation_error(field, "Required for this role.")
-    model = SCOPE_MODELS.get(kind)
+    model = current_app.extensions.get(SCOPE_MODELS, {}).get(kind)
     if model is None or db.session.get(model, value) is None:
         raise validation_error(field, f"No such {kind}.")
     return value
@@ -274,7 +280,7 @@ def refresh(token: str) -> tuple[User, dict]:
     ).rowcount
     if not rotated:
         revoke_session(session.id, "refresh_reuse")
-        raise RefreshReused("This refresh token was already used; the login has been revoked")
+        refuse_keeping_writes(RefreshReused("This refresh token was already used; the login has been revoked"))
     user = db.session.get(User, session.user_id)
     return user, _issue_pair(user, session)
 

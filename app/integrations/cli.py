@@ -6,15 +6,12 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from ..cli import demo_seeder, unit_of_work
-from ..errors import AppError
 from ..extensions import db
+from ..transaction import unit_of_work
 from .models import KINDS, SOURCES, Integration
 from .schemas import IntegrationIn
 
 integrations_cli = AppGroup("integrations", help="Device and operator integrations.")
-
-DEMO_INTEGRATION = "松江示范智能回收站（演示）"
 
 
 @integrations_cli.command("create")
@@ -29,8 +26,8 @@ def create(name, kind, source):
         data = IntegrationIn().load({"name": name, "kind": kind, **({"source": source} if source else {})})
     except ValidationError as exc:
         raise click.ClickException(f"invalid: {exc.messages}")
-    integration, secret = service.create_integration(**data)
-    db.session.commit()
+    with unit_of_work():
+        integration, secret = service.create_integration(**data)
     click.echo(f"integration {integration.name} ({integration.kind}, source {integration.source})")
     click.echo(f"X-Integration-Id: {integration.id}")
     click.echo(f"secret:           {secret}")
@@ -64,30 +61,11 @@ def import_csv(integration_id, csv_file):
     from .. import jobs
     from . import service
 
-    try:
+    with unit_of_work("{}"):
         imp = service.create_import(integration_id, csv_file.read_bytes(), "text/csv")
-        db.session.commit()
-    except AppError as exc:
-        db.session.rollback()
-        raise click.ClickException(f"{exc.detail} {exc.extra.get('errors', '')}".strip())
     jobs.dispatch()
     view = service.import_view(service.get_import(imp.id))
     click.echo(f"import {imp.id}: {view['status']}, {view['total_rows']} rows, {view['created']} created, "
                f"{view['duplicates']} duplicates, {view['rejected']} rejected")
     for error in view["errors"]:
         click.echo(f"  line {error['line']} {error['external_id'] or ''}: {error['errors']}", err=True)
-
-
-@demo_seeder("integrations")
-def seed_demo_integration(context):
-    """One demo recycling-station integration; its secret is printed with the demo accounts."""
-    from . import service
-
-    integration = db.session.scalar(select(Integration).where(Integration.name == DEMO_INTEGRATION))
-    if integration is None:
-        admin = context["staff"]("13800000000", "区管理员（演示）", "district_admin")
-        integration, _ = service.create_integration(name=DEMO_INTEGRATION, kind="device", actor_id=admin.id)
-    context.setdefault("extra_accounts", []).append(
-        f"device integration  X-Integration-Id {integration.id}  secret {service.secret_of(integration)}"
-    )
-    return None

@@ -1,10 +1,11 @@
-"""The operator CSV import job: rows in chunks, one commit per chunk, resumable."""
+"""The operator CSV import job: rows in chunks, one unit of work per chunk, resumable."""
 import logging
 
 from sqlalchemy.exc import OperationalError
 
+from ..errors import is_write_conflict
 from ..extensions import db
-from ..jobs import handler
+from ..transaction import transaction
 from . import service
 from .models import IntegrationImport
 
@@ -12,9 +13,8 @@ log = logging.getLogger("app.integrations")
 CHUNK_RETRIES = 3
 
 
-@handler("integrations.import")
 def run_import(import_id: str) -> None:
-    """Record every row of an import; a re-run continues after the last committed chunk."""
+    """Record every row of an import; a re-run continues after the last committed chunk (a chunked job)."""
     imp = db.session.get(IntegrationImport, import_id)
     if imp is None or imp.status in ("done", "failed"):
         return
@@ -24,22 +24,19 @@ def run_import(import_id: str) -> None:
             pass
     except Exception:
         db.session.rollback()
-        service.fail_import(import_id)
-        db.session.commit()
+        with transaction():
+            service.fail_import(import_id)
         raise
 
 
 def _chunk_with_retries(import_id: str, rows: list) -> bool:
-    """One chunk in its own transaction; a deadlock with a concurrent writer is retried."""
+    """One chunk in its own unit of work; a deadlock with a concurrent writer is retried."""
     for attempt in range(1, CHUNK_RETRIES + 1):
         try:
-            more = service.process_import_chunk(import_id, rows)
-            db.session.commit()
-            return more
+            with transaction():
+                return service.process_import_chunk(import_id, rows)
         except OperationalError as exc:
-            db.session.rollback()
-            text = str(exc.orig).lower()
-            if attempt == CHUNK_RETRIES or not ("deadlock" in text or "could not serialize" in text):
+            if attempt == CHUNK_RETRIES or not is_write_conflict(exc):
                 raise
             log.warning("import %s: chunk hit a write conflict, retrying (%d)", import_id, attempt)
     return False

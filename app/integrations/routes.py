@@ -5,10 +5,9 @@ from flask import g, request
 from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth, verify_signature
-from ..extensions import db
 from ..idempotency import idempotent
 from ..schemas import NoBody, PageQuery, page
-from . import jobs  # noqa: F401  registers the import job handler
+from ..transaction import transactional
 from . import service
 from .schemas import (
     ImportAcceptedOut, ImportOut, IntegrationCreatedOut, IntegrationIn, IntegrationList, IntegrationOut,
@@ -46,6 +45,7 @@ def signed_by_integration(view):
 
 @bp.route("/integrations", methods=["POST"])
 @require_auth("district_admin")
+@transactional
 @bp.arguments(IntegrationIn)
 @bp.response(201, IntegrationCreatedOut)
 def create_integration(data):
@@ -54,7 +54,6 @@ def create_integration(data):
     Not idempotent by design: a stored reply would keep the secret.
     """
     integration, secret = service.create_integration(**data, actor_id=current_user().id)
-    db.session.commit()
     return {**service.integration_view(integration), "secret": secret}
 
 
@@ -69,13 +68,13 @@ def list_integrations(query):
 
 @bp.route("/integrations/<integration_id>/deactivate", methods=["POST"])
 @require_auth("district_admin")
+@transactional
 @bp.arguments(NoBody, required=False)
 @bp.response(200, IntegrationOut)
 @bp.alt_response(409, description="invalid_state: already inactive")
 def deactivate_integration(_, integration_id):
     """Deactivate an integration: its signed requests are refused from now on"""
     integration = service.deactivate_integration(integration_id)
-    db.session.commit()
     return integration
 
 

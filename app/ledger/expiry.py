@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ..columns import utcnow
 from ..extensions import db
-from ..jobs import handler
+from ..transaction import transaction
 from . import service as ledger
 from .models import LedgerAccount, PointLot
 
@@ -20,7 +20,7 @@ BATCH_SIZE = 200
 def expire_points(now: datetime | None = None, batch_size: int = BATCH_SIZE) -> int:
     """Expire every lot whose expiry time has passed; return how many lots were expired.
 
-    Commits once per batch: a job or a command owns this unit of work. The
+    One unit of work per batch (this function owns them: the job is "chunked"). The
     household accounts of a batch are locked first (skipping those another
     transaction holds, which a later pass picks up), then their expiry shards in
     id order, then each lot — the order every transfer locks in.
@@ -28,14 +28,14 @@ def expire_points(now: datetime | None = None, batch_size: int = BATCH_SIZE) -> 
     now = now or utcnow()
     expired = 0
     while True:
-        batch = _due(now, batch_size, skip_locked=True) or _due(now, batch_size, skip_locked=False)
-        if not batch:
-            return expired
-        shards = {owner: ledger.system_account("expiry", owner) for _, _, owner in batch}
-        ledger.lock_accounts(*shards.values())
-        for lot_id, account_id, owner in batch:
-            expired += _expire_lot(lot_id, db.session.get(LedgerAccount, account_id), shards[owner], now)
-        db.session.commit()
+        with transaction():
+            batch = _due(now, batch_size, skip_locked=True) or _due(now, batch_size, skip_locked=False)
+            if not batch:
+                return expired
+            shards = {owner: ledger.system_account("expiry", owner) for _, _, owner in batch}
+            ledger.lock_accounts(*shards.values())
+            for lot_id, account_id, owner in batch:
+                expired += _expire_lot(lot_id, db.session.get(LedgerAccount, account_id), shards[owner], now)
 
 
 def _due(now: datetime, limit: int, *, skip_locked: bool) -> list[tuple[str, str, str]]:
@@ -62,7 +62,6 @@ def _expire_lot(lot_id: str, wallet: LedgerAccount, sink: LedgerAccount, now: da
     return 1
 
 
-@handler("ledger.expire_points")
 def expire_points_job(now: str | None = None) -> None:
     """The daily expiry job; `now` (ISO 8601) only for a catch-up run."""
     expire_points(datetime.fromisoformat(now) if now else None)

@@ -1,7 +1,6 @@
 """Demo data: a merchant of the demo community, its staff account, two rewards, points to spend."""
 from sqlalchemy import select
 
-from ..cli import demo_seeder
 from ..extensions import db
 
 MERCHANT_NAME = "绿色生活便利店（演示）"
@@ -13,7 +12,6 @@ REWARDS = (
 WELCOME_POINTS = 500
 
 
-@demo_seeder("merchants")
 def seed_demo_merchant(context) -> str:
     """Idempotent: finds what an earlier run created."""
     from ..ledger import service as ledger

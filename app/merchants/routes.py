@@ -5,9 +5,10 @@ from flask_smorest import Blueprint
 from ..accounts import service as accounts
 from ..accounts.schemas import StaffOut
 from ..auth import current_user, require_auth
-from ..extensions import db
 from ..idempotency import idempotent
+from ..localtime import current_month
 from ..schemas import PageQuery, decode_cursor, page
+from ..transaction import transactional
 from . import service
 from .schemas import (
     AnomalyList, MerchantIn, MerchantList, MerchantOut, MerchantPatch, MerchantStaffIn, SettlementOut,
@@ -47,12 +48,12 @@ def get_merchant(merchant_id):
 
 @bp.route("/merchants/<merchant_id>", methods=["PATCH"])
 @require_auth("district_admin", "community_staff")
+@transactional
 @bp.arguments(MerchantPatch)
 @bp.response(200, MerchantOut)
 def update_merchant(data, merchant_id):
     """Rename or (de)activate a merchant, or set its daily redemption limit"""
     merchant = service.update_merchant(service.merchant_for(current_user(), merchant_id, manage=True), data)
-    db.session.commit()
     return service.merchant_view(merchant)
 
 
@@ -76,7 +77,7 @@ def add_staff(data, merchant_id):
                                         "text/csv": {"schema": {"type": "string"}}}}})
 def settlement(query):
     """My merchant's statement for a month (Asia/Shanghai): redeemed, voided and net points"""
-    report = service.settlement(current_user().merchant_id, query.get("month") or service.current_month())
+    report = service.settlement(current_user().merchant_id, query.get("month") or current_month())
     if query.get("format", "csv" if _wants_csv() else "json") == "csv":
         return _csv(report)
     return report

@@ -2,8 +2,7 @@
 import csv
 import io
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -15,35 +14,10 @@ from ..errors import NotFound, validation_error
 from ..schemas import page_rows
 from ..extensions import db
 from ..ledger import service as ledger
+from ..localtime import day_bounds, local_date, month_bounds
 from .models import AnomalyFlag, Merchant
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_ANOMALY_THRESHOLD = 3
-
-
-# ---------------------------------------------------------------- Shanghai days and months
-
-
-def shanghai_day(moment: datetime) -> date:
-    return moment.astimezone(SHANGHAI).date()
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """[start, end) of an Asia/Shanghai calendar day, as aware datetimes."""
-    start = datetime.combine(day, time(), tzinfo=SHANGHAI)
-    return start, datetime.combine(day + timedelta(days=1), time(), tzinfo=SHANGHAI)
-
-
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """[start, end) of an Asia/Shanghai month written YYYY-MM."""
-    year, number = int(month[:4]), int(month[5:7])
-    start = datetime(year, number, 1, tzinfo=SHANGHAI)
-    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=SHANGHAI)
-    return start, end
-
-
-def current_month() -> str:
-    return utcnow().astimezone(SHANGHAI).strftime("%Y-%m")
 
 
 # ---------------------------------------------------------------- merchants
@@ -130,7 +104,7 @@ def flag_if_unusual(household_id: str, merchant: Merchant, count_today: int, now
     threshold = current_app.config.get("ANOMALY_REDEMPTIONS_PER_DAY", DEFAULT_ANOMALY_THRESHOLD)
     if count_today <= threshold:
         return None
-    day = shanghai_day(now)
+    day = local_date(now)
     flag = db.session.scalar(select(AnomalyFlag).where(
         AnomalyFlag.household_id == household_id, AnomalyFlag.merchant_id == merchant.id, AnomalyFlag.day == day,
     ))
@@ -179,7 +153,7 @@ def settlement(merchant_id: str, month: str) -> dict:
         .where(Redemption.merchant_id == merchant_id, Redemption.created_at >= start, Redemption.created_at < end)
     ).all()
     for reward_id, quantity, points, created_at in made:
-        cell = cells[(shanghai_day(created_at), reward_id)]
+        cell = cells[(local_date(created_at), reward_id)]
         cell["redemptions"] += 1
         cell["quantity"] += quantity
         cell["redeemed_points"] += points
@@ -188,7 +162,7 @@ def settlement(merchant_id: str, month: str) -> dict:
         .where(Redemption.merchant_id == merchant_id, Redemption.voided_at >= start, Redemption.voided_at < end)
     ).all()
     for reward_id, points, voided_at in voided:
-        cell = cells[(shanghai_day(voided_at), reward_id)]
+        cell = cells[(local_date(voided_at), reward_id)]
         cell["voids"] += 1
         cell["voided_points"] += points
     rows = [{"day": day, "reward_id": reward_id, "reward_name": names.get(reward_id, ""), **cell,
@@ -242,7 +216,7 @@ def redemptions_today(merchant_id: str, now: datetime, *, household_id: str | No
     """Redemptions at a merchant on this Shanghai day: completed ones, or all; optionally of one household."""
     from ..rewards.models import Redemption
 
-    start, end = day_bounds(shanghai_day(now))
+    start, end = day_bounds(local_date(now))
     query = select(func.count()).select_from(Redemption).where(
         Redemption.merchant_id == merchant_id, Redemption.created_at >= start, Redemption.created_at < end,
     )

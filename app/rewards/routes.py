@@ -3,10 +3,11 @@ from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth
-from ..errors import app_error_response
-from ..extensions import db, limiter
+from .. import qr
+from ..extensions import limiter
 from ..idempotency import idempotent
 from ..schemas import PageQuery, decode_cursor, page
+from ..transaction import transactional
 from . import service
 from .schemas import (
     CodeIn, CodeOut, RedeemIn, RedemptionList, RedemptionOut, RedemptionQuery, RewardIn, RewardList, RewardOut,
@@ -45,12 +46,12 @@ def create_reward(data, merchant_id):
 
 @bp.route("/rewards/<reward_id>", methods=["PATCH"])
 @require_auth("merchant_staff", "community_staff")
+@transactional
 @bp.arguments(RewardPatch)
 @bp.response(200, RewardOut)
 def update_reward(data, reward_id):
     """Change a reward's name, price, stock, limit or window, or (de)activate it"""
     reward = service.update_reward(service.reward_for_staff(current_user(), reward_id), data)
-    db.session.commit()
     return service.reward_view(reward)
 
 
@@ -96,7 +97,7 @@ def create_code(data):
 def code_png(code_id):
     """My code as a PNG QR image"""
     code = service.code_of_household(code_id, current_user().household_id)
-    return _image(service.qr_png(service.unseal(code)), "image/png")
+    return _image(qr.qr_png(service.unseal(code)), "image/png")
 
 
 @bp.route("/redemption-codes/<code_id>/qr.svg", methods=["GET"])
@@ -107,7 +108,7 @@ def code_png(code_id):
 def code_svg(code_id):
     """My code as an SVG QR image"""
     code = service.code_of_household(code_id, current_user().household_id)
-    return _image(service.qr_svg(service.unseal(code)), "image/svg+xml")
+    return _image(qr.qr_svg(service.unseal(code)), "image/svg+xml")
 
 
 @bp.route("/merchant/redemptions", methods=["POST"])
@@ -123,8 +124,6 @@ def redeem(data):
     """Redeem a resident's code at my merchant"""
     user = current_user()
     outcome = service.redeem_code(data["code"], user.merchant_id, user.id)
-    if outcome.refusal is not None:
-        return app_error_response(outcome.refusal)  # returned, not raised: the burned code must commit
     return service.redemption_view(outcome.redemption), 201 if outcome.created else 200
 
 

@@ -6,15 +6,12 @@ redemptions, voids and the expiry job never wait on each other in a circle.
 """
 import hashlib
 import hmac
-import io
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-import qrcode
 from flask import current_app
-from qrcode.image.svg import SvgPathImage
 from sqlalchemy import func, or_, select, update
 
 from ..accounts.models import Household, User
@@ -23,6 +20,7 @@ from ..errors import AppError, InsufficientPoints, NotFound, validation_error
 from ..schemas import page_rows
 from ..extensions import db
 from ..ledger import service as ledger
+from ..transaction import refuse_keeping_writes
 from ..merchants import service as merchants
 from ..merchants.models import Merchant
 from .models import Redemption, RedemptionCode, Reward
@@ -277,33 +275,15 @@ def code_of_household(code_id: str, household_id: str) -> RedemptionCode:
     return code
 
 
-def _qr(digits: str) -> qrcode.QRCode:
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=10, border=4)
-    qr.add_data(digits)  # numeric mode: the symbol holds exactly the 20 digits
-    qr.make(fit=True)
-    return qr
-
-
-def qr_png(digits: str) -> bytes:
-    buffer = io.BytesIO()
-    _qr(digits).make_image().save(buffer)
-    return buffer.getvalue()
-
-
-def qr_svg(digits: str) -> bytes:
-    return _qr(digits).make_image(image_factory=SvgPathImage).to_string(encoding="unicode").encode()
-
-
 # ---------------------------------------------------------------- redemption
 
 
 @dataclass
 class Outcome:
-    """What a submitted code came to: a redemption (new or replayed) or a refusal that burned it."""
+    """What a submitted code came to: a redemption, new or replayed."""
 
-    redemption: Redemption | None
+    redemption: Redemption
     created: bool
-    refusal: AppError | None = None
 
 
 def _find_code(raw: str) -> RedemptionCode:
@@ -329,8 +309,8 @@ def redeem_code(raw_code: str, merchant_id: str, actor_id: str) -> Outcome:
     """Turn a code into exactly one redemption, or burn it with the refusal that decided it.
 
     The claim, the checks, the debit, the merchant credit and the stock
-    decrement share the caller's transaction. A refusal is returned, not
-    raised: the caller must commit so that the burn sticks. Does not commit.
+    decrement share the caller's transaction. A refusal burns the code and is
+    raised with `refuse_keeping_writes`, so the owner commits the burn. Does not commit.
     """
     code = _find_code(raw_code)
     if code.state != "live":
@@ -357,7 +337,7 @@ def redeem_code(raw_code: str, merchant_id: str, actor_id: str) -> Outcome:
             .values(state="burned", refusal_code=refusal.code, decided_at=now)
             .execution_options(synchronize_session=False)
         )
-        return Outcome(None, created=True, refusal=refusal)
+        refuse_keeping_writes(refusal)
     return Outcome(redemption, created=True)
 
 

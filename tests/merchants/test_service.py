@@ -4,6 +4,7 @@ from datetime import date, datetime, timezone
 import pytest
 from sqlalchemy import select
 
+from app import localtime
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.merchants import service
@@ -11,11 +12,11 @@ from app.merchants.models import AnomalyFlag
 
 
 def test_months_and_days_follow_shanghai():
-    start, end = service.month_bounds("2026-12")
+    start, end = localtime.month_bounds("2026-12")
 
     assert start.astimezone(timezone.utc) == datetime(2026, 11, 30, 16, tzinfo=timezone.utc)
     assert end.astimezone(timezone.utc) == datetime(2026, 12, 31, 16, tzinfo=timezone.utc)
-    assert service.shanghai_day(datetime(2026, 3, 31, 16, 0, tzinfo=timezone.utc)) == date(2026, 4, 1)
+    assert localtime.local_date(datetime(2026, 3, 31, 16, 0, tzinfo=timezone.utc)) == date(2026, 4, 1)
     assert service.day_bounds(date(2026, 4, 1))[0].astimezone(timezone.utc) == datetime(2026, 3, 31, 16,
                                                                                        tzinfo=timezone.utc)
 

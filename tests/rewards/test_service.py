@@ -26,14 +26,15 @@ def test_the_stored_code_reveals_the_digits_only_with_the_app_secret(app, reside
         app.config["SECRET_KEY"] = secret
 
 
-def test_a_refusal_is_returned_with_the_code_burned_in_the_same_transaction(resident, reward, clerk, fund):
+def test_a_refusal_is_raised_keeping_the_burned_code_in_the_same_transaction(resident, reward, clerk, fund):
     fund(resident.household_id, 150)
     (_, first), (second, second_digits) = (service.create_code(resident.user, reward.id, 1) for _ in range(2))
     service.redeem_code(first, clerk.user.merchant_id, clerk.id)
 
-    outcome = service.redeem_code(second_digits, clerk.user.merchant_id, clerk.id)
+    with pytest.raises(InsufficientPoints) as refused:
+        service.redeem_code(second_digits, clerk.user.merchant_id, clerk.id)
 
-    assert outcome.redemption is None and isinstance(outcome.refusal, InsufficientPoints)
+    assert refused.value.keep_writes  # the owner commits the burn although the request is refused
     assert db.session.scalar(select(RedemptionCode.state).where(RedemptionCode.id == second.id)) == "burned"
     assert balance(resident.household_id) == 50
 
