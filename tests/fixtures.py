@@ -110,8 +110,8 @@ def staff(make_staff):
 @pytest.fixture
 def factor_set():
     """The project's factors.csv (SJ-2026.1, from 2026-01-01), published."""
-    from app.activities import service as activities
+    from app.activities import factors
 
-    published = activities.load_project_factors()
+    published = factors.load_project_factors()
     db.session.commit()
     return published

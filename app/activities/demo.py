@@ -6,13 +6,13 @@ from sqlalchemy import func, select
 
 from ..columns import utcnow
 from ..extensions import db
-from . import service
+from . import factors, service
 from .models import Action
 
 
 def seed_factors_and_actions(context) -> str:
     """Publish factors.csv; give each demo household a few actions (only when it has none)."""
-    factor_set = service.load_project_factors()
+    factor_set = factors.load_project_factors()
     db.session.flush()
     staff = context["staff"]("13800000001", "社区工作者（演示）", "community_staff",
                              community_ids=[context["community"].id, context["community2"].id])

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from ..auth import current_user, require_auth
 from ..idempotency import idempotent
 from ..schemas import NoBody, decode_cursor, page
-from . import service
+from . import factors as methodology, review, service
 from .schemas import (
     ActionIn, ActionList, ActionOut, ActionQuery, AppealIn, FactorSetIn, FactorSetList, FactorSetSummaryOut,
     FactorsOut, ReasonIn, ReviewQuery, StaffActionIn, load_strict,
@@ -29,7 +29,7 @@ FACTOR_SET_BODY = {
 @bp.response(200, FactorsOut)
 def factors():
     """The factor set in force today, with every row"""
-    return service.factors_in_force()
+    return methodology.factors_in_force()
 
 
 @bp.route("/factor-sets", methods=["GET"])
@@ -37,7 +37,7 @@ def factors():
 @bp.response(200, FactorSetList)
 def factor_sets():
     """Every factor set, drafts included, latest first"""
-    return {"items": service.list_factor_sets(), "next_cursor": None}
+    return {"items": methodology.list_factor_sets(), "next_cursor": None}
 
 
 @bp.route("/factor-sets", methods=["POST"])
@@ -48,10 +48,10 @@ def factor_sets():
 def create_factor_set():
     """Load a draft factor set from JSON or from a CSV body (Content-Type text/csv)"""
     if request.mimetype == "text/csv":
-        factor_set = service.create_factor_set_from_csv(request.get_data(), current_user().id)
+        factor_set = methodology.create_factor_set_from_csv(request.get_data(), current_user().id)
     else:
-        factor_set = service.create_factor_set(load_strict(FactorSetIn(), request.get_json()), current_user().id)
-    return service.factor_set_view(factor_set)
+        factor_set = methodology.create_factor_set(load_strict(FactorSetIn(), request.get_json()), current_user().id)
+    return methodology.factor_set_view(factor_set)
 
 
 @bp.route("/factor-sets/<code>", methods=["GET"])
@@ -59,8 +59,8 @@ def create_factor_set():
 @bp.response(200, FactorsOut)
 def factor_set(code):
     """One factor set with every row"""
-    found = service.get_factor_set(code)
-    return {"factor_set": service.factor_set_view(found), "factors": found.rows}
+    found = methodology.get_factor_set(code)
+    return {"factor_set": methodology.factor_set_view(found), "factors": found.rows}
 
 
 @bp.route("/factor-sets/<code>/publish", methods=["POST"])
@@ -71,7 +71,7 @@ def factor_set(code):
 @bp.alt_response(409, description="invalid_state or effective_from_taken")
 def publish_factor_set(_, code):
     """Publish a draft factor set; from then on it is immutable"""
-    return service.factor_set_view(service.publish_factor_set(code, current_user().id))
+    return methodology.factor_set_view(methodology.publish_factor_set(code, current_user().id))
 
 
 # ---------------------------------------------------------------- residents
@@ -114,7 +114,7 @@ def action(action_id):
 @bp.alt_response(409, description="already_appealed or invalid_state")
 def appeal_action(data, action_id):
     """Appeal a rejected action, once: it goes back to review"""
-    return service.appeal_action(action_id, current_user(), data["note"])
+    return review.appeal_action(action_id, current_user(), data["note"])
 
 
 # ---------------------------------------------------------------- community staff
@@ -139,7 +139,7 @@ def review_queue(query):
 @bp.alt_response(409, description="invalid_state")
 def approve_action(_, action_id):
     """Approve a pending action: value it and credit the household"""
-    return service.approve_action(action_id, current_user())
+    return review.approve_action(action_id, current_user())
 
 
 @bp.route("/review/actions/<action_id>/reject", methods=["POST"])
@@ -150,7 +150,7 @@ def approve_action(_, action_id):
 @bp.alt_response(409, description="invalid_state")
 def reject_action(data, action_id):
     """Reject a pending action with a reason"""
-    return service.reject_action(action_id, current_user(), data["reason"])
+    return review.reject_action(action_id, current_user(), data["reason"])
 
 
 @bp.route("/review/actions/<action_id>/reverse", methods=["POST"])
@@ -161,7 +161,7 @@ def reject_action(data, action_id):
 @bp.alt_response(409, description="invalid_state")
 def reverse_action(data, action_id):
     """Reverse an approved action: points taken back, what was spent becomes a clawback"""
-    return service.reverse_action(action_id, current_user(), data["reason"])
+    return review.reverse_action(action_id, current_user(), data["reason"])
 
 
 @bp.route("/staff/actions", methods=["POST"])

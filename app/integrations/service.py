@@ -19,8 +19,11 @@ from marshmallow import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from ..accounts.cards import normalise_card
 from ..accounts.models import Household
 from ..activities import service as activities
+from ..activities.factors import resolve_factor
+from ..localtime import local_date
 from ..activities.models import Action
 from ..columns import utcnow
 from ..errors import (
@@ -140,7 +143,7 @@ def ingest_records(integration: Integration, records: list) -> list[dict]:
         if errors:
             results[index] = _rejected(external_id, errors)
             continue
-        household = households.get(_card(data["household_card"]))
+        household = households.get(normalise_card(data["household_card"]))
         if household is None:
             results[index] = _rejected(external_id, {"household_card": ["No household has this card."]})
         elif external_id in received:
@@ -165,12 +168,8 @@ def _parse_record(raw) -> tuple[str | None, dict | None, dict | None]:
         return external_id, None, flatten_messages(exc.messages)
 
 
-def _card(card: str) -> str:
-    return card.replace(" ", "").replace("-", "")
-
-
 def _households_by_card(cards: set[str]) -> dict[str, Household]:
-    numbers = {_card(c) for c in cards}
+    numbers = {normalise_card(c) for c in cards}
     if not numbers:
         return {}
     found = db.session.scalars(select(Household).where(Household.card_number.in_(numbers))).all()
@@ -220,10 +219,10 @@ def anomaly_reason(household_id: str, data: dict, rows: dict | None = None) -> s
     at least 5 of them). `rows` caches factor rows across the records of a batch.
     """
     quantity = data["quantity"]
-    key = (data["action_type"], data["variant"], data["unit"], activities.local_date(data["occurred_at"]))
+    key = (data["action_type"], data["variant"], data["unit"], local_date(data["occurred_at"]))
     rows = {} if rows is None else rows
     if key not in rows:
-        rows[key] = activities.resolve_factor(*key[:3], data["occurred_at"], None, {})
+        rows[key] = resolve_factor(*key[:3], data["occurred_at"], None, {})
     row = rows[key]
     if row is None:
         return None  # record_action will reject the record and name the field

@@ -12,6 +12,7 @@ from ..columns import utcnow
 from ..extensions import db
 from ..transaction import transaction
 from . import service as ledger
+from .kinds import EntryKind
 from .models import LedgerAccount, PointLot
 
 BATCH_SIZE = 200
@@ -33,7 +34,7 @@ def expire_points(now: datetime | None = None, batch_size: int = BATCH_SIZE) -> 
             if not batch:
                 return expired
             shards = {owner: ledger.system_account("expiry", owner) for _, _, owner in batch}
-            ledger.lock_accounts(*shards.values())
+            ledger.lock(*shards.values())
             for lot_id, account_id, owner in batch:
                 expired += _expire_lot(lot_id, db.session.get(LedgerAccount, account_id), shards[owner], now)
 
@@ -57,7 +58,7 @@ def _expire_lot(lot_id: str, wallet: LedgerAccount, sink: LedgerAccount, now: da
     )
     if lot.remaining <= 0 or lot.expires_at > now:  # spent or expired meanwhile
         return 0
-    ledger.transfer(wallet, sink, lot.remaining, kind="expiry", ref_type="lot", ref_id=lot.id,
+    ledger.transfer(wallet, sink, lot.remaining, kind=EntryKind.EXPIRY, ref_type="lot", ref_id=lot.id,
                     reason="Points expired", from_lot=lot.id)
     return 1
 

@@ -1,11 +1,20 @@
 """The only code that moves points.
 
 Every movement is a transfer: two entries, one negative and one positive,
-each appended to its account's hash chain. The accounts are locked in id
-order (`SELECT … FOR UPDATE`; on SQLite the write transaction already holds
-the database lock), and the balance changes by a guarded UPDATE that also
-checks the chain head, so no balance of a household, merchant or campaign
-goes below zero under any interleaving. None of these functions commit.
+each appended to its account's hash chain, of a kind from `kinds.EntryKind`.
+The balance changes by a guarded UPDATE that also checks the chain head, so no
+balance of a household, merchant or campaign goes below zero under any
+interleaving. None of these functions commit.
+
+The lock order, the one rule that keeps concurrent transfers from deadlocking:
+every account a transaction will touch is locked through `lock()` (or, for a
+transfer, by `transfer` itself), in ONE statement, in account-id order, before
+anything is written; ids follow from (kind, owner, shard), so callers name the
+accounts of every party up front (a wallet with its issuance shard, a campaign
+budget with the wallets it pays). A transaction that needs more accounts later
+locks them in a second pass only if none of them sorts before one it holds.
+`_append` refuses to write to an account this transaction has not locked.
+On SQLite the write transaction already holds the database lock.
 """
 import hashlib
 import zlib
@@ -22,6 +31,7 @@ from ..columns import new_id, utcnow
 from ..errors import Conflict, InsufficientPoints
 from ..schemas import page_rows
 from ..extensions import db
+from .kinds import EntryKind, Meaning
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
 
 SYSTEM_SHARDS = 16
@@ -66,24 +76,29 @@ def account_of(kind: str, owner_id: str) -> LedgerAccount:
     return ensure_account(kind, owner_id)
 
 
-def lock_households(household_ids) -> None:
-    """Lock these households' wallets and issuance shards up front, all in id order.
+def household_parties(household_id: str) -> list[tuple]:
+    """The accounts a credit to a household touches: its wallet and its issuance shard."""
+    return [("household", household_id), ("issuance", SYSTEM_OWNER, _shard(household_id))]
+
+
+def lock_households(household_ids, *others: tuple) -> None:
+    """Lock these households' wallets and issuance shards (and `others`) up front, in one pass.
 
     For a transaction that credits several households (an integration batch):
     crediting them one by one would lock shards in an order that differs between
     two such transactions, and they could deadlock. Does not commit.
     """
-    households = sorted(set(household_ids))
-    if households:
-        lock_owned(*[("household", h) for h in households],
-                   *[("issuance", SYSTEM_OWNER, _shard(h)) for h in households])
+    parties = [party for h in sorted(set(household_ids)) for party in household_parties(h)]
+    if parties or others:
+        lock(*parties, *others)
 
 
-def lock_owned(*owners: tuple) -> list[LedgerAccount]:
-    """Lock the accounts of (kind, owner_id[, shard]) in one statement, in id order, creating missing ones.
+def lock(*parties) -> list[LedgerAccount]:
+    """The one way to lock accounts: (kind, owner_id[, shard]) tuples or accounts, in one statement, in id order.
 
-    Does not commit.
+    Missing accounts are created first. Returns the locked rows in the order asked. Does not commit.
     """
+    owners = [(p.kind, p.owner_id, p.shard) if isinstance(p, LedgerAccount) else p for p in parties]
     ids = [account_id(*owner) for owner in owners]
     if not db.session.info.get(LOCKED, set()).issuperset(ids):
         # Create what is missing before locking anything: a row created between two locking
@@ -94,16 +109,6 @@ def lock_owned(*owners: tuple) -> list[LedgerAccount]:
                 ensure_account(*owner)
     locked = _lock(ids)
     return [locked[key] for key in ids]
-
-
-def lock_accounts(*accounts: LedgerAccount) -> None:
-    """Lock these accounts, in id order, until the transaction ends.
-
-    For a rule that counts before it writes (a per-household or per-merchant
-    limit): taken before the count, the lock serialises the transactions that
-    the rule compares. Does not commit.
-    """
-    _lock(sorted({account.id for account in accounts}))
 
 
 # ---------------------------------------------------------------- transfers
@@ -159,6 +164,7 @@ def _locks_released_on_rollback(session, previous_transaction):
 
 def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, **fields) -> LedgerEntry:
     """Append one entry to an account's chain and move its cached balance, guarded."""
+    assert account.id in db.session.info.get(LOCKED, ()), f"ledger account {account.id} written without its lock"
     entry = LedgerEntry(
         id=new_id(), transfer_id=transfer_id, account_id=account.id, seq=account.seq + 1,
         amount=amount, balance_after=account.balance + amount, created_at=now,
@@ -209,6 +215,7 @@ def transfer(
         raise ValueError("a transfer moves a positive whole number of points")
     if debit.id == credit.id:
         raise ValueError("a transfer needs two accounts")
+    kind = EntryKind(kind).value  # refuses a kind the vocabulary does not define
     locked = _lock([debit.id, credit.id])
     debit, credit = locked[debit.id], locked[credit.id]
     if debit.kind not in SYSTEM_KINDS and debit.balance < amount:
@@ -298,7 +305,7 @@ def award(household_id: str, amount: int, *, kind: str, ref_type: str, ref_id: s
     if owed <= 0:
         return amount
     withheld = min(owed, amount)
-    transfer(wallet, system_account("issuance", household_id), withheld, kind="clawback_recovery",
+    transfer(wallet, system_account("issuance", household_id), withheld, kind=EntryKind.CLAWBACK_RECOVERY,
              ref_type=ref_type, ref_id=ref_id, actor_id=actor_id, reason="Withheld against an earlier reversal")
     _change_clawback(wallet, -withheld)
     return amount - withheld
@@ -325,6 +332,7 @@ def take_back(household_id: str, amount: int, *, kind: str, ref_type: str, ref_i
 
 
 def _change_clawback(wallet: LedgerAccount, delta: int) -> None:
+    assert wallet.id in db.session.info.get(LOCKED, ()), f"clawback of {wallet.id} changed without its lock"
     db.session.execute(
         update(LedgerAccount).where(LedgerAccount.id == wallet.id)
         .values(clawback=LedgerAccount.clawback + delta)
@@ -346,8 +354,8 @@ def wallet_summary(household_id: str) -> dict:
             .group_by(LedgerEntry.kind)
         ).all()
     )
-    earned = sum(int(v) for k, v in totals.items() if k in EARNING_KINDS)
-    redeemed = -sum(int(v) for k, v in totals.items() if k in REDEEMING_KINDS)
+    earned = sum(int(v) for k, v in totals.items() if EntryKind(k).meaning is Meaning.EARNING)
+    redeemed = -sum(int(v) for k, v in totals.items() if EntryKind(k).meaning is Meaning.REDEEMING)
     expiring = db.session.scalar(
         select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
             PointLot.account_id == wallet.id, PointLot.remaining > 0,
@@ -361,12 +369,6 @@ def wallet_summary(household_id: str) -> dict:
         "lifetime_redeemed": max(redeemed, 0),
         "expiring_30d": int(expiring or 0),
     }
-
-
-# Entry kinds that earn points for a household, and those that spend them on rewards.
-# Reversals and withheld clawbacks net out of what was earned.
-EARNING_KINDS = {"action", "campaign_bonus", "checkin", "adjustment", "action_reversal", "clawback_recovery"}
-REDEEMING_KINDS = {"redemption", "redemption_void"}
 
 
 def entries_page(account_id: str, limit: int, cursor: tuple[datetime, str] | None):

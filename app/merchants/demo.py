@@ -15,6 +15,7 @@ WELCOME_POINTS = 500
 def seed_demo_merchant(context) -> str:
     """Idempotent: finds what an earlier run created."""
     from ..ledger import service as ledger
+    from ..ledger.kinds import EntryKind
     from ..ledger.models import LedgerEntry
     from ..rewards import service as rewards
     from ..rewards.models import Reward
@@ -41,7 +42,7 @@ def seed_demo_merchant(context) -> str:
             select(LedgerEntry.id).where(LedgerEntry.ref_type == "demo", LedgerEntry.ref_id == ref_id).limit(1)
         )
         if already is None:
-            granted += ledger.award(resident.household_id, WELCOME_POINTS, kind="adjustment", ref_type="demo",
+            granted += ledger.award(resident.household_id, WELCOME_POINTS, kind=EntryKind.ADJUSTMENT, ref_type="demo",
                                     ref_id=ref_id, reason="Demo points to try redemption")
     context.setdefault("extra_accounts", []).append(f"merchant staff   {MERCHANT_STAFF_PHONE} ({MERCHANT_NAME})")
     return f"{MERCHANT_NAME}, {len(REWARDS)} rewards, {granted} demo points granted"

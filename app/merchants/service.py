@@ -2,7 +2,7 @@
 import csv
 import io
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import func, select

@@ -20,6 +20,7 @@ from ..errors import AppError, InsufficientPoints, NotFound, validation_error
 from ..schemas import page_rows
 from ..extensions import db
 from ..ledger import service as ledger
+from ..ledger.kinds import EntryKind
 from ..transaction import refuse_keeping_writes
 from ..merchants import service as merchants
 from ..merchants.models import Merchant
@@ -349,7 +350,7 @@ def _complete(code: RedemptionCode, actor_id: str, now: datetime) -> Redemption:
     if not is_available(reward, merchant, now):
         raise RewardUnavailable()
     # Locked up front: serialises this household's limit and this merchant's daily count.
-    wallet, till = ledger.lock_owned(("household", code.household_id), ("merchant", merchant.id))
+    wallet, till = ledger.lock(("household", code.household_id), ("merchant", merchant.id))
     if reward.per_household_limit is not None and (
         _redeemed_quantity(code.household_id, reward.id) + code.quantity > reward.per_household_limit
     ):
@@ -369,7 +370,7 @@ def _complete(code: RedemptionCode, actor_id: str, now: datetime) -> Redemption:
         household_id=code.household_id, quantity=code.quantity, points=code.points_cost, status="completed",
         redeemed_by=actor_id, created_at=now,
     )
-    moved = ledger.transfer(wallet, till, code.points_cost, kind="redemption", ref_type="redemption",
+    moved = ledger.transfer(wallet, till, code.points_cost, kind=EntryKind.REDEMPTION, ref_type="redemption",
                             ref_id=redemption.id, actor_id=actor_id)
     redemption.transfer_id = moved.id
     db.session.add(redemption)
@@ -424,7 +425,7 @@ def void_redemption(redemption_id: str, merchant_id: str, actor_id: str, reason:
         raise AlreadyVoided()
     moved = ledger.transfer(
         ledger.account_of("merchant", merchant_id), ledger.account_of("household", redemption.household_id),
-        redemption.points, kind="redemption_void", ref_type="redemption", ref_id=redemption.id,
+        redemption.points, kind=EntryKind.REDEMPTION_VOID, ref_type="redemption", ref_id=redemption.id,
         actor_id=actor_id, reason=reason, restores=redemption.transfer_id,
     )
     db.session.execute(update(Reward).where(Reward.id == redemption.reward_id)

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.activities import service as activities
+from app.activities import factors, service as activities
 from app.columns import utcnow
 from app.extensions import db
 
@@ -50,9 +50,9 @@ def make_factor_set():
         from app.activities.schemas import FactorSetIn
 
         data = FactorSetIn().load({"code": code, "effective_from": effective_from.isoformat(), "rows": rows})
-        created = activities.create_factor_set(data)
+        created = factors.create_factor_set(data)
         if publish:
-            activities.publish_factor_set(code)
+            factors.publish_factor_set(code)
         db.session.commit()
         return created
 

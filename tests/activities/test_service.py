@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 from sqlalchemy import func, select
 
-from app.activities import service as activities
+from app.activities import factors, review, service as activities
 from app.activities.models import Action, CapUsage, FactorRow, FactorSet, PublishedFactorSetImmutable
 from app.errors import InvalidState, NotFound, ValidationFailed
 from app.extensions import db
@@ -42,7 +42,7 @@ def test_valuation_is_the_floor_of_quantity_times_each_factor_of_factors_csv(fac
     action = record(resident, action_type=factor["action_type"], variant=factor["variant"] or None,
                     quantity=quantity, unit=factor["unit"], source=source, actor_id=actor.id)
     if action.status == "pending":
-        action = activities.approve_action(action.id, staff.user)
+        action = review.approve_action(action.id, staff.user)
         db.session.commit()
 
     assert action.status == "approved"
@@ -81,7 +81,7 @@ def test_self_approvable_action_is_approved_at_once_but_never_verified(factor_se
 def test_staff_review_of_a_verifiable_row_verifies_the_reduction(factor_set, resident, staff, record):
     action = record(resident, quantity="2")
 
-    activities.approve_action(action.id, staff.user)
+    review.approve_action(action.id, staff.user)
     db.session.commit()
 
     assert action.verified is True
@@ -103,15 +103,15 @@ def test_the_set_in_force_is_chosen_by_the_shanghai_date_of_occurred_at(make_fac
     after = record(resident, action_type="tree_care", variant="watering", quantity="1",
                    occurred_at=local(boundary, 0, 1))
     for action in (before, after):
-        activities.approve_action(action.id, staff.user)
+        review.approve_action(action.id, staff.user)
     db.session.commit()
 
     assert before.factor.factor_set.code == "T-OLD" and before.base_points == 10
     assert after.factor.factor_set.code == "T-NEW" and after.base_points == 20
     assert json.loads(after.receipt)["factor_set"] == "T-NEW"
-    assert activities.set_in_force(today).code == "T-NEW"
-    assert activities.effective_until(old) == boundary - timedelta(days=1)
-    assert activities.effective_until(new) is None
+    assert factors.set_in_force(today).code == "T-NEW"
+    assert factors.effective_until(old) == boundary - timedelta(days=1)
+    assert factors.effective_until(new) is None
 
 
 def test_no_published_set_for_the_date_is_a_422_on_occurred_at(make_factor_set, resident, record):
@@ -127,17 +127,17 @@ def test_no_published_set_for_the_date_is_a_422_on_occurred_at(make_factor_set, 
 def test_a_draft_set_is_never_in_force(make_factor_set, resident, record):
     make_factor_set("T-DRAFT", today_local() - timedelta(days=40), [row()], publish=False)
 
-    assert activities.set_in_force(today_local()) is None
+    assert factors.set_in_force(today_local()) is None
     with pytest.raises(ValidationFailed):
         record(resident, action_type="tree_care", variant="watering", quantity="1")
 
 
 def test_a_published_set_cannot_be_replaced_through_the_service(factor_set):
-    data, problems = activities.parse_factor_csv(
+    data, problems = factors.parse_factor_csv(
         resources.files("app").joinpath("data/factors.csv").read_text(encoding="utf-8"))
 
-    with pytest.raises(activities.FactorSetPublished):
-        activities.create_factor_set(data)
+    with pytest.raises(factors.FactorSetPublished):
+        factors.create_factor_set(data)
     assert problems == []
 
 
@@ -176,20 +176,20 @@ def test_a_draft_may_be_replaced_and_then_published_once(make_factor_set):
     make_factor_set("T-1", today_local(), [row()], publish=False)
 
     make_factor_set("T-1", today_local(), [row(), row(variant="pruning")], publish=False)
-    published = activities.publish_factor_set("T-1")
+    published = factors.publish_factor_set("T-1")
     db.session.commit()
 
     assert [r.variant for r in published.rows] == ["watering", "pruning"]
     with pytest.raises(InvalidState):
-        activities.publish_factor_set("T-1")
+        factors.publish_factor_set("T-1")
 
 
 def test_two_published_sets_cannot_start_on_the_same_day(make_factor_set):
     make_factor_set("T-A", today_local(), [row()])
 
     make_factor_set("T-B", today_local(), [row()], publish=False)
-    with pytest.raises(activities.EffectiveDateTaken):
-        activities.publish_factor_set("T-B")
+    with pytest.raises(factors.EffectiveDateTaken):
+        factors.publish_factor_set("T-B")
 
 
 # ---------------------------------------------------------------- caps
@@ -201,7 +201,7 @@ def test_daily_cap_counts_several_actions_of_the_day_in_approval_order(factor_se
                                                                                                     "4"])]
 
     for action in reversed(actions):  # approval order decides, not report order
-        activities.approve_action(action.id, staff.user)
+        review.approve_action(action.id, staff.user)
     db.session.commit()
 
     credited = [a.credited_quantity for a in actions]
@@ -217,8 +217,8 @@ def test_an_action_over_an_exhausted_cap_is_approved_with_nothing_credited(facto
     first = record(resident, quantity="50", occurred_at=local(day, 9))
     second = record(resident, quantity="1", occurred_at=local(day, 10))
 
-    activities.approve_action(first.id, staff.user)
-    activities.approve_action(second.id, staff.user)
+    review.approve_action(first.id, staff.user)
+    review.approve_action(second.id, staff.user)
     db.session.commit()
 
     assert second.status == "approved"
@@ -233,7 +233,7 @@ def test_daily_cap_day_ends_at_midnight_in_shanghai(factor_set, resident, staff,
     same_day = record(resident, quantity="40", occurred_at=local(day, 8, 0))
 
     for action in (late, early, same_day):
-        activities.approve_action(action.id, staff.user)
+        review.approve_action(action.id, staff.user)
     db.session.commit()
 
     assert late.credited_quantity == Decimal("40")
@@ -251,7 +251,7 @@ def test_monthly_cap_counts_across_days_of_the_month(make_factor_set, resident, 
     second = record(resident, quantity="5", occurred_at=min(local(days[0], 0, 5), ago(minutes=1)), **kwargs)
 
     for action in (first, second):
-        activities.approve_action(action.id, staff.user)
+        review.approve_action(action.id, staff.user)
     db.session.commit()
 
     assert first.credited_quantity == Decimal("5")
@@ -283,8 +283,8 @@ def test_caps_belong_to_the_household_not_the_member(factor_set, resident, make_
     one = record(resident, quantity="30", occurred_at=local(day, 9))
     two = record(partner, quantity="30", occurred_at=local(day, 10))
 
-    activities.approve_action(one.id, staff.user)
-    activities.approve_action(two.id, staff.user)
+    review.approve_action(one.id, staff.user)
+    review.approve_action(two.id, staff.user)
     db.session.commit()
 
     assert two.credited_quantity == Decimal("20")
@@ -313,7 +313,7 @@ def test_device_record_over_the_cap_waits_for_review_and_staff_credit_what_is_le
     assert over.status == "pending" and over.review_reason == "exceeds_cap"
     assert over.points == 0
 
-    activities.approve_action(over.id, staff.user)
+    review.approve_action(over.id, staff.user)
     db.session.commit()
     assert over.credited_quantity == Decimal("10")
     assert json.loads(over.receipt)["cap_applied"] == "daily"
@@ -378,13 +378,13 @@ def test_whole_units_refuse_fractions(factor_set, resident, record):
 def test_reject_then_appeal_once(factor_set, resident, staff, record):
     action = record(resident)
 
-    activities.reject_action(action.id, staff.user, "Photo unreadable")
-    activities.appeal_action(action.id, resident.user, "Here is a clearer one")
+    review.reject_action(action.id, staff.user, "Photo unreadable")
+    review.appeal_action(action.id, resident.user, "Here is a clearer one")
     assert (action.status, action.appeal) == ("pending", True)
-    activities.reject_action(action.id, staff.user, "Still unreadable")
+    review.reject_action(action.id, staff.user, "Still unreadable")
 
-    with pytest.raises(activities.AlreadyAppealed):
-        activities.appeal_action(action.id, resident.user, "Again")
+    with pytest.raises(review.AlreadyAppealed):
+        review.appeal_action(action.id, resident.user, "Again")
 
 
 @pytest.mark.parametrize("status,allowed", [
@@ -393,16 +393,16 @@ def test_reject_then_appeal_once(factor_set, resident, staff, record):
 def test_review_transitions_follow_the_state(factor_set, resident, staff, record, status, allowed):
     action = record(resident)
     if status in ("approved", "reversed"):
-        activities.approve_action(action.id, staff.user)
+        review.approve_action(action.id, staff.user)
     if status == "reversed":
-        activities.reverse_action(action.id, staff.user, "mistake")
+        review.reverse_action(action.id, staff.user, "mistake")
     if status == "rejected":
-        activities.reject_action(action.id, staff.user, "no")
+        review.reject_action(action.id, staff.user, "no")
     db.session.commit()
     moves = {
-        "approve": lambda: activities.approve_action(action.id, staff.user),
-        "reject": lambda: activities.reject_action(action.id, staff.user, "no"),
-        "reverse": lambda: activities.reverse_action(action.id, staff.user, "mistake"),
+        "approve": lambda: review.approve_action(action.id, staff.user),
+        "reject": lambda: review.reject_action(action.id, staff.user, "no"),
+        "reverse": lambda: review.reverse_action(action.id, staff.user, "mistake"),
     }
 
     for name, move in moves.items():
@@ -418,7 +418,7 @@ def test_staff_of_another_community_cannot_see_the_action(factor_set, resident, 
     action = record(resident)
 
     with pytest.raises(NotFound):
-        activities.approve_action(action.id, elsewhere.user)
+        review.approve_action(action.id, elsewhere.user)
 
 
 # ---------------------------------------------------------------- reversal
@@ -427,11 +427,11 @@ def test_staff_of_another_community_cannot_see_the_action(factor_set, resident, 
 def test_reversal_takes_back_points_and_frees_the_cap(factor_set, resident, staff, record):
     day = today_local() - timedelta(days=1)
     first = record(resident, quantity="50", occurred_at=local(day, 9))
-    activities.approve_action(first.id, staff.user)
+    review.approve_action(first.id, staff.user)
 
-    activities.reverse_action(first.id, staff.user, "Duplicate report")
+    review.reverse_action(first.id, staff.user, "Duplicate report")
     second = record(resident, quantity="50", occurred_at=local(day, 10))
-    activities.approve_action(second.id, staff.user)
+    review.approve_action(second.id, staff.user)
     db.session.commit()
 
     assert first.status == "reversed" and first.reversal_reason == "Duplicate report"
@@ -443,20 +443,20 @@ def test_reversal_takes_back_points_and_frees_the_cap(factor_set, resident, staf
 def test_reversal_of_spent_points_becomes_a_clawback_withheld_from_the_next_credit(factor_set, resident, staff,
                                                                                  record):
     action = record(resident, quantity="5")
-    activities.approve_action(action.id, staff.user)  # 500 points
+    review.approve_action(action.id, staff.user)  # 500 points
     shop = ledger.account_of("merchant", "shop-1")
     ledger.transfer(ledger.account_of("household", resident.household_id), shop, 300, kind="redemption",
                     ref_type="test", ref_id="r-1")
 
-    activities.reverse_action(action.id, staff.user, "Fraud")
+    review.reverse_action(action.id, staff.user, "Fraud")
     wallet = ledger.account_of("household", resident.household_id)
     assert (wallet.balance, wallet.clawback) == (0, 300)
 
     later = record(resident, quantity="2")
-    activities.approve_action(later.id, staff.user)  # 200 points, all withheld
+    review.approve_action(later.id, staff.user)  # 200 points, all withheld
     assert (wallet.balance, wallet.clawback) == (0, 100)
     again = record(resident, quantity="1.5")
-    activities.approve_action(again.id, staff.user)  # 150 points, 100 withheld
+    review.approve_action(again.id, staff.user)  # 150 points, 100 withheld
     db.session.commit()
 
     wallet = ledger.account_of("household", resident.household_id)
@@ -514,7 +514,7 @@ def test_cli_import_then_publish(app, tmp_path):
     assert published.exit_code == 0, published.output
     assert again.exit_code == 1 and "already published" in again.output
     assert reimport.exit_code == 1 and "published" in reimport.output
-    assert activities.set_in_force(today_local()).code == "SJ-2026.1"
+    assert factors.set_in_force(today_local()).code == "SJ-2026.1"
 
 
 # ---------------------------------------------------------------- concurrency
@@ -572,7 +572,7 @@ def test_reversals_racing_approvals_of_one_household_all_succeed(app, factor_set
 
     approved = [report(i) for i in range(10)]
     for action in approved:
-        activities.approve_action(action.id, staff.user)
+        review.approve_action(action.id, staff.user)
     pending = [report(i + 10).id for i in range(10)]
     approved = [a.id for a in approved]
     db.session.commit()

@@ -109,7 +109,7 @@ def test_concurrent_take_backs_never_take_more_than_the_wallet_holds(app, reside
     db.session.commit()
 
     def take_back(index):
-        taken = ledger.take_back(household_id, 10, kind="reversal", ref_type="race", ref_id=str(index))
+        taken = ledger.take_back(household_id, 10, kind="action_reversal", ref_type="race", ref_id=str(index))
         db.session.commit()
         return taken
 

@@ -120,9 +120,9 @@ def test_merchant_and_campaign_accounts_cannot_go_negative(merchant_account):
     campaign = ledger.account_of("campaign", new_id())
 
     with pytest.raises(InsufficientPoints):
-        ledger.transfer(merchant_account, campaign, 1, kind="x", ref_type="t", ref_id="1")
+        ledger.transfer(merchant_account, campaign, 1, kind="adjustment", ref_type="t", ref_id="1")
     with pytest.raises(InsufficientPoints):
-        ledger.transfer(campaign, merchant_account, 1, kind="x", ref_type="t", ref_id="1")
+        ledger.transfer(campaign, merchant_account, 1, kind="adjustment", ref_type="t", ref_id="1")
 
 
 def test_issuance_may_go_negative_as_the_source_of_all_points(resident):
@@ -166,7 +166,7 @@ def test_award_of_nothing_writes_nothing(resident):
 def test_take_back_beyond_the_balance_records_a_clawback(resident, wallet):
     fund(resident.household_id, 30)
 
-    taken = ledger.take_back(resident.household_id, 50, kind="reversal", ref_type="action", ref_id="a1",
+    taken = ledger.take_back(resident.household_id, 50, kind="action_reversal", ref_type="action", ref_id="a1",
                              reason="reversed")
     db.session.flush()
 
@@ -180,7 +180,7 @@ def test_take_back_beyond_the_balance_records_a_clawback(resident, wallet):
 def test_take_back_of_an_empty_wallet_is_all_clawback(resident, wallet):
     before = counts()
 
-    taken = ledger.take_back(resident.household_id, 15, kind="reversal", ref_type="action", ref_id="a1")
+    taken = ledger.take_back(resident.household_id, 15, kind="action_reversal", ref_type="action", ref_id="a1")
     db.session.flush()
 
     assert taken == 0
@@ -189,7 +189,7 @@ def test_take_back_of_an_empty_wallet_is_all_clawback(resident, wallet):
 
 
 def test_award_withholds_an_outstanding_clawback(resident, wallet):
-    ledger.take_back(resident.household_id, 25, kind="reversal", ref_type="action", ref_id="a1")
+    ledger.take_back(resident.household_id, 25, kind="action_reversal", ref_type="action", ref_id="a1")
 
     first = ledger.award(resident.household_id, 10, kind="action", ref_type="action", ref_id="a2")
     second = ledger.award(resident.household_id, 40, kind="action", ref_type="action", ref_id="a3")
@@ -207,7 +207,7 @@ def test_take_back_to_a_campaign_account(resident, wallet):
     campaign = ledger.account_of("campaign", new_id())
     fund(resident.household_id, 20)
 
-    taken = ledger.take_back(resident.household_id, 8, kind="reversal", ref_type="action", ref_id="a1", to=campaign)
+    taken = ledger.take_back(resident.household_id, 8, kind="action_reversal", ref_type="action", ref_id="a1", to=campaign)
     db.session.flush()
 
     assert taken == 8
@@ -412,3 +412,30 @@ def test_verify_catches_an_edit_that_keeps_the_sums_consistent(sound_ledger, mer
     problems = ledger.verify()
 
     assert any(debit.id in p and "altered" in p for p in problems), problems
+
+
+def test_a_transfer_of_a_kind_outside_the_vocabulary_is_refused(resident, merchant_account):
+    wallet = ledger.account_of("household", resident.household_id)
+
+    with pytest.raises(ValueError):
+        ledger.transfer(ledger.system_account("issuance", resident.household_id), wallet, 5, kind="bonus_typo",
+                        ref_type="t", ref_id="1")
+
+
+def test_every_earning_kind_counts_in_lifetime_earned(resident):
+    from app.ledger.kinds import EntryKind, Meaning
+
+    credits = [kind for kind in EntryKind if kind.meaning is Meaning.EARNING and kind not in (
+        EntryKind.ACTION_REVERSAL, EntryKind.CAMPAIGN_REVERSAL, EntryKind.CLAWBACK_RECOVERY)]
+    for index, kind in enumerate(credits):
+        ledger.award(resident.household_id, 10, kind=kind, ref_type="test", ref_id=str(index))
+
+    assert ledger.wallet_summary(resident.household_id)["lifetime_earned"] == 10 * len(credits)
+
+
+def test_writing_to_an_account_without_its_lock_is_refused(resident):
+    wallet = ledger.account_of("household", resident.household_id)
+    db.session.info.pop(ledger.LOCKED, None)
+
+    with pytest.raises(AssertionError):
+        ledger._append(wallet, 5, "t1", utcnow(), kind="adjustment", ref_type="t", ref_id="1")

@@ -1,0 +1,321 @@
+"""Factor sets (methodology versions): the set in force on a day, loading from CSV or JSON, publishing.
+
+A published set is immutable; an action is valued with the set in force on the
+Asia/Shanghai date of its occurred_at. Nothing here commits.
+"""
+import csv
+import io
+from datetime import date, datetime, timedelta
+from importlib import resources
+from typing import NamedTuple
+
+from marshmallow import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..columns import utcnow
+from ..errors import AppError, InvalidState, NotFound, ValidationFailed, flatten_messages, validation_error
+from ..extensions import db
+from ..localtime import local_date, today
+from .models import FactorRow, FactorSet
+from .schemas import FactorRowIn, FactorSetIn
+
+MAX_FACTOR_ROWS = 1000
+CSV_COLUMNS = ("factor_set", "effective_from", "action_type", "variant", "unit", "kgco2e_per_unit",
+               "points_per_unit", "daily_cap", "monthly_cap", "sources", "self_approvable", "verifiable",
+               "evidence", "source")
+
+
+class FactorSetPublished(AppError):
+    status, code, title = 409, "invalid_state", "A published factor set is immutable; publish a new version"
+
+
+class EffectiveDateTaken(AppError):
+    status, code, title = 409, "effective_from_taken", "Another published factor set starts on that day"
+
+
+class NoFactorSetInForce(NotFound):
+    title = "No published factor set is in force"
+
+
+# ---------------------------------------------------------------- the set in force
+
+
+def _in_force(on: date):
+    """SELECT of the published set with the greatest effective_from on or before `on`."""
+    return (
+        select(FactorSet).where(FactorSet.status == "published", FactorSet.effective_from <= on)
+        .order_by(FactorSet.effective_from.desc()).limit(1)
+    )
+
+
+def set_in_force(on: date) -> FactorSet | None:
+    """The published set with the greatest effective_from on or before `on`."""
+    return db.session.scalar(_in_force(on))
+
+
+def effective_until(factor_set: FactorSet) -> date | None:
+    """The last day a published set is in force, once a later set has been published."""
+    if factor_set.status != "published":
+        return None
+    later = db.session.scalar(
+        select(func.min(FactorSet.effective_from))
+        .where(FactorSet.status == "published", FactorSet.effective_from > factor_set.effective_from)
+    )
+    return later - timedelta(days=1) if later else None
+
+
+def factor_set_view(factor_set: FactorSet) -> dict:
+    """A set's summary as the API shows it."""
+    return {
+        "code": factor_set.code, "effective_from": factor_set.effective_from,
+        "effective_until": effective_until(factor_set), "status": factor_set.status,
+        "published_at": factor_set.published_at, "created_at": factor_set.created_at,
+        "row_count": len(factor_set.rows),
+    }
+
+
+def factors_in_force(on: date | None = None) -> dict:
+    """The set in force today (Asia/Shanghai) with every row, or 404."""
+    factor_set = set_in_force(on or today())
+    if factor_set is None:
+        raise NoFactorSetInForce("No factor set has been published for today")
+    return {"factor_set": factor_set_view(factor_set), "factors": factor_set.rows}
+
+
+def list_factor_sets() -> list[dict]:
+    """Every set, drafts included, latest effective_from first."""
+    sets = db.session.scalars(select(FactorSet).order_by(FactorSet.effective_from.desc(), FactorSet.code)).all()
+    return [factor_set_view(s) for s in sets]
+
+
+def get_factor_set(code: str) -> FactorSet:
+    """A set by its code, or 404."""
+    factor_set = db.session.scalar(select(FactorSet).where(FactorSet.code == code))
+    if factor_set is None:
+        raise NotFound(f"No factor set {code}")
+    return factor_set
+
+
+def create_factor_set(data: dict, actor_id: str | None = None) -> FactorSet:
+    """A draft set from validated {code, effective_from, rows}; a draft of that code is replaced.
+
+    A published set is never replaced (409 invalid_state). Does not commit.
+    """
+    _check_unique_rows(data["rows"], "rows")
+    factor_set = db.session.scalar(select(FactorSet).where(FactorSet.code == data["code"]).with_for_update())
+    if factor_set is not None and factor_set.status == "published":
+        raise FactorSetPublished(f"Factor set {factor_set.code} is published; import the change under a new code")
+    if factor_set is None:
+        factor_set = FactorSet(code=data["code"], effective_from=data["effective_from"], status="draft",
+                               created_by=actor_id)
+        db.session.add(factor_set)
+    else:
+        factor_set.effective_from = data["effective_from"]
+        factor_set.rows.clear()
+        db.session.flush()
+    for position, row in enumerate(data["rows"]):
+        factor_set.rows.append(FactorRow(
+            position=position, action_type=row["action_type"], variant=row.get("variant") or "",
+            unit=row["unit"], kgco2e_per_unit=row["kgco2e_per_unit"], points_per_unit=row["points_per_unit"],
+            daily_cap=row.get("daily_cap"), monthly_cap=row.get("monthly_cap"), sources="|".join(row["sources"]),
+            self_approvable=row.get("self_approvable", False), verifiable=row["verifiable"],
+            evidence=row["evidence"], source=row["source"].strip(),
+        ))
+    db.session.flush()
+    return factor_set
+
+
+def _check_unique_rows(rows: list[dict], prefix: str) -> None:
+    seen, errors = {}, {}
+    for index, row in enumerate(rows):
+        key = (row["action_type"], row.get("variant") or "")
+        if key in seen:
+            errors[f"{prefix}.{index}.variant"] = [f"Repeats action_type and variant of {prefix}.{seen[key]}."]
+        seen.setdefault(key, index)
+    if errors:
+        raise ValidationFailed(errors)
+
+
+class CsvProblem(NamedTuple):
+    line: int
+    row: int | None  # index of the data row, None for the header
+    field: str
+    message: str
+
+
+def parse_factor_csv(text: str) -> tuple[dict, list[CsvProblem]]:
+    """Read a factor CSV (the columns of factors.csv) into {code, effective_from, rows}.
+
+    Returns the data and every problem, sorted by line; the data is usable only when there are
+    none. One file holds one factor set.
+    """
+    try:
+        return _read_factor_csv(text)
+    except csv.Error as exc:  # e.g. a field beyond the csv module's size limit
+        return {}, [CsvProblem(0, None, "body", f"not a readable CSV file ({exc})")]
+
+
+def _read_factor_csv(text: str) -> tuple[dict, list[CsvProblem]]:
+    problems: list[CsvProblem] = []
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = reader.fieldnames or []
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    unknown = [c for c in header if c not in CSV_COLUMNS]
+    if missing:
+        problems.append(CsvProblem(1, None, "header", f"missing column(s): {', '.join(missing)}"))
+    if unknown:
+        problems.append(CsvProblem(1, None, "header", f"unknown column(s): {', '.join(unknown)}"))
+    if problems:
+        return {}, problems
+    first: tuple[str, str] | None = None
+    rows, seen = [], {}
+    line = 1
+    for index, raw in enumerate(reader):
+        start, line = line + 1, reader.line_num  # a quoted field may span lines
+        if None in raw or any(v is None for v in raw.values()):
+            problems.append(CsvProblem(start, index, "row", f"expected {len(CSV_COLUMNS)} columns"))
+            continue
+        this_set = (raw["factor_set"].strip(), raw["effective_from"].strip())
+        first = first or this_set
+        if this_set != first:
+            problems.append(CsvProblem(start, index, "factor_set",
+                                       f"one file holds one factor set ({first[0]} from {first[1]})"))
+            continue
+        candidate = {
+            "action_type": raw["action_type"].strip(), "variant": raw["variant"].strip() or None,
+            "unit": raw["unit"].strip(), "kgco2e_per_unit": raw["kgco2e_per_unit"].strip(),
+            "points_per_unit": raw["points_per_unit"].strip(),
+            "daily_cap": raw["daily_cap"].strip() or None, "monthly_cap": raw["monthly_cap"].strip() or None,
+            "sources": [s.strip() for s in raw["sources"].split("|") if s.strip()],
+            "self_approvable": raw["self_approvable"].strip().lower() or "false",
+            "verifiable": raw["verifiable"].strip().lower(), "evidence": raw["evidence"].strip(),
+            "source": raw["source"],
+        }
+        try:
+            row = FactorRowIn().load(candidate)
+        except ValidationError as exc:
+            for field, messages in flatten_messages(exc.messages).items():
+                problems.extend(CsvProblem(start, index, field, m) for m in messages)
+            continue
+        key = (row["action_type"], row["variant"] or "")
+        if key in seen:
+            problems.append(CsvProblem(start, index, "variant", f"repeats action_type and variant of line {seen[key]}"))
+            continue
+        seen[key] = start
+        rows.append(row)
+    if first is None:
+        problems.append(CsvProblem(1, None, "rows", "the file holds no factor rows"))
+        return {}, problems
+    if len(rows) > MAX_FACTOR_ROWS:
+        problems.append(CsvProblem(1, None, "rows", f"at most {MAX_FACTOR_ROWS} rows in one factor set"))
+    try:
+        data = FactorSetIn(only=("code", "effective_from")).load({"code": first[0], "effective_from": first[1]})
+    except ValidationError as exc:
+        data = {}
+        for field, messages in flatten_messages(exc.messages).items():
+            problems.extend(CsvProblem(2, 0, "factor_set" if field == "code" else field, m) for m in messages)
+    problems.sort(key=lambda p: p[0])
+    return {**data, "rows": rows}, problems
+
+
+def csv_problems_as_errors(problems: list[CsvProblem]) -> ValidationFailed:
+    """CSV problems as a 422 naming `rows.<index>.<field>`; each message gives the CSV line."""
+    errors: dict[str, list[str]] = {}
+    for problem in problems:
+        key = problem.field if problem.row is None else f"rows.{problem.row}.{problem.field}"
+        errors.setdefault(key, []).append(f"line {problem.line}: {problem.message}")
+    return ValidationFailed(errors)
+
+
+def create_factor_set_from_csv(raw: bytes, actor_id: str | None = None) -> FactorSet:
+    """A draft set from a UTF-8 factor CSV; any bad row refuses the whole file (422). Does not commit."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise validation_error("body", "The CSV must be UTF-8 text.") from None
+    data, problems = parse_factor_csv(text)
+    if problems:
+        raise csv_problems_as_errors(problems)
+    return create_factor_set(data, actor_id)
+
+
+def publish_factor_set(code: str, actor_id: str | None = None) -> FactorSet:
+    """Publish a draft: from now on it is immutable and in force from its effective_from. Does not commit."""
+    factor_set = db.session.scalar(
+        select(FactorSet).where(FactorSet.code == code).with_for_update().execution_options(populate_existing=True)
+    )
+    if factor_set is None:
+        raise NotFound(f"No factor set {code}")
+    if factor_set.status == "published":
+        raise InvalidState(f"Factor set {code} is already published")
+    if not factor_set.rows:
+        raise InvalidState(f"Factor set {code} has no rows")
+    taken = db.session.scalar(select(FactorSet.code).where(FactorSet.published_from == factor_set.effective_from))
+    if taken:
+        raise EffectiveDateTaken(f"Factor set {taken} already starts on {factor_set.effective_from}")
+    try:
+        with db.session.begin_nested():
+            factor_set.status = "published"
+            factor_set.published_at = utcnow()
+            factor_set.published_from = factor_set.effective_from
+    except IntegrityError:
+        raise EffectiveDateTaken(f"Another factor set was just published for {factor_set.effective_from}") from None
+    return factor_set
+
+
+def load_project_factors() -> FactorSet:
+    """The project's factors.csv, loaded and published unless its set exists already. Does not commit."""
+    text = resources.files("app").joinpath("data/factors.csv").read_text(encoding="utf-8")
+    data, problems = parse_factor_csv(text)
+    if problems:
+        raise RuntimeError(f"app/data/factors.csv is invalid: {problems}")
+    found = db.session.scalar(select(FactorSet).where(FactorSet.code == data["code"]))
+    if found is not None and found.status == "published":
+        return found
+    factor_set = create_factor_set(data)
+    return publish_factor_set(factor_set.code)
+
+
+# ---------------------------------------------------------------- the row of an action
+
+
+def resolve_factor(action_type, variant, unit, occurred_at: datetime, recorder: str | None, errors: dict):
+    """The factor row in force on occurred_at for (action_type, variant), checking unit and recorder.
+
+    Adds problems to `errors` (naming action_type, variant, unit or occurred_at) and returns None then.
+    """
+    on = local_date(occurred_at)
+    in_force = _in_force(on).with_only_columns(FactorSet.id).scalar_subquery()
+    # One round trip, one row on the happy path; the other variants are read only to explain a miss.
+    exact = db.session.scalars(
+        select(FactorRow).where(FactorRow.factor_set_id == in_force, FactorRow.action_type == action_type,
+                                FactorRow.variant == (variant or ""))
+    ).all()
+    candidates = exact or db.session.scalars(
+        select(FactorRow).where(FactorRow.factor_set_id == in_force, FactorRow.action_type == action_type)
+    ).all()
+    if not candidates:
+        factor_set = set_in_force(on)
+        if factor_set is None:
+            errors["occurred_at"] = ["No published factor set covers this date."]
+        else:
+            errors["action_type"] = [f"Unknown action type in factor set {factor_set.code}."]
+        return None
+    wanted = variant or ""
+    row = next((r for r in candidates if r.variant == wanted), None)
+    if row is None:
+        known = sorted(r.variant for r in candidates if r.variant)
+        if not known:
+            errors["variant"] = ["This action type has no variants; omit variant."]
+        elif not wanted:
+            errors["variant"] = [f"Required for this action type: one of {', '.join(known)}."]
+        else:
+            errors["variant"] = [f"Unknown variant; one of {', '.join(known)}."]
+        return None
+    if unit != row.unit:
+        errors["unit"] = [f"Must be {row.unit} for this action."]
+    if recorder is not None and recorder not in row.source_list:
+        errors["action_type"] = [f"This action cannot be recorded by {recorder}; "
+                                 f"it may be recorded by {', '.join(row.source_list)}."]
+    return None if errors else row
