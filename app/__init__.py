@@ -54,8 +54,8 @@ def _register_features(app: Flask) -> None:
     from .integrations import cli as integrations_cli, demo as integrations_demo, jobs as integrations_jobs
     from .integrations import routes as integrations_routes
     from .ledger import expiry, routes as ledger_routes
-    from .merchants import demo as merchants_demo, models as merchants_models, routes as merchants_routes
-    from .rewards import routes as rewards_routes
+    from .merchants import models as merchants_models, routes as merchants_routes
+    from .rewards import demo as rewards_demo, routes as rewards_routes
 
     api.register_blueprint(health.bp)
     for blueprint in (accounts_routes.bp, ledger_routes.bp, activities_routes.bp, rewards_routes.bp,
@@ -73,7 +73,7 @@ def _register_features(app: Flask) -> None:
     # seed-demo runs these in this order: factors first, as later seeders value actions with them.
     cli.register_demo_seeders(app, [
         ("factors and demo actions", activities_demo.seed_factors_and_actions),
-        ("merchants", merchants_demo.seed_demo_merchant),
+        ("merchants", rewards_demo.seed_demo_merchant),
         ("integrations", integrations_demo.seed_demo_integration),
     ])
 

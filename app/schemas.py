@@ -1,8 +1,6 @@
-"""Schema pieces shared by every feature: strict input, Decimal strings, aware times, pages."""
-import base64
-import json
+"""Schema pieces shared by every feature: strict input, Decimal strings, aware times, page shapes."""
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
@@ -92,36 +90,6 @@ class PageQuery(StrictSchema):
     cursor = fields.String(load_default=None, validate=validate.Length(max=200))
 
 
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), row_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None):
-    """(created_at, id) from a cursor, or None; a bad cursor is a 422 on `cursor`."""
-    if not cursor:
-        return None
-    from .errors import validation_error
-
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, row_id = json.loads(raw)
-        moment = datetime.fromisoformat(created)
-        if moment.tzinfo is None:  # UTC columns refuse naive times: that would be a 500
-            raise ValueError("naive time in cursor")
-        return moment.astimezone(timezone.utc), str(row_id)
-    except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
-        raise validation_error("cursor", "Not a cursor this API gave out.")
-
-
-def page(rows, limit: int, item=lambda r: r) -> dict:
-    """{"items", "next_cursor"} from limit + 1 rows ordered newest first by (created_at, id)."""
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
-    return {"items": [item(r) for r in rows], "next_cursor": next_cursor}
-
-
 def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
     """A list reply `{"items": [...], "next_cursor": str | null}` of `item_schema`."""
     return type(name, (Schema,), {
@@ -132,17 +100,3 @@ def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
 
 class NoBody(StrictSchema):
     """For a POST that takes no fields: an empty or absent body passes, any field is a 422."""
-
-
-def page_rows(query, model, limit: int, cursor, *, oldest_first: bool = False) -> list:
-    """limit + 1 rows of `query` after the cursor, ordered by (created_at, id), newest first by default."""
-    from .extensions import db
-
-    if cursor is not None:
-        created, row_id = cursor
-        if oldest_first:
-            query = query.where((model.created_at > created) | ((model.created_at == created) & (model.id > row_id)))
-        else:
-            query = query.where((model.created_at < created) | ((model.created_at == created) & (model.id < row_id)))
-    order = (model.created_at, model.id) if oldest_first else (model.created_at.desc(), model.id.desc())
-    return db.session.scalars(query.order_by(*order).limit(limit + 1)).all()

@@ -4,7 +4,8 @@ from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth
 from ..idempotency import idempotent
-from ..schemas import NoBody, decode_cursor, page
+from ..paging import decode_cursor, page
+from ..schemas import NoBody
 from . import factors as methodology, review, service
 from .schemas import (
     ActionIn, ActionList, ActionOut, ActionQuery, AppealIn, FactorSetIn, FactorSetList, FactorSetSummaryOut,

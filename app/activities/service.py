@@ -9,13 +9,14 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from ..accounts import scopes
 from ..accounts.cards import normalise_card
 from ..accounts.models import Household, User
 from ..columns import utcnow
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..qr import labelled_png
-from ..schemas import page_rows
+from ..paging import page_rows
 from . import review
 from .factors import resolve_factor
 from .models import RECORDER_OF_SOURCE, SOURCES, Action
@@ -140,12 +141,7 @@ def get_action(action_id: str, user: User) -> Action:
     action = db.session.get(Action, action_id)
     if action is None:
         raise NotFound("No such action")
-    visible = (
-        (user.role == "resident" and action.household_id == user.household_id)
-        or (user.role == "community_staff" and action.community_id in user.community_ids)
-        or user.role == "district_admin"
-    )
-    if not visible:
+    if not scopes.sees_household(user, action.household_id, action.community_id):
         raise NotFound("No such action")
     return action
 
@@ -183,12 +179,7 @@ def reduction_totals(household_id: str) -> dict:
 def household_card_png(household_id: str, user: User) -> bytes:
     """A printable household card: a QR code of the card number, with the number beneath it."""
     household = db.session.get(Household, household_id)
-    visible = household is not None and (
-        (user.role == "resident" and user.household_id == household.id)
-        or (user.role == "community_staff" and household.community_id in user.community_ids)
-        or user.role == "district_admin"
-    )
-    if not visible:
+    if household is None or not scopes.sees_household(user, household.id, household.community_id):
         raise NotFound("No such household")
     number = household.card_number
     return labelled_png(number, " ".join(number[i:i + 4] for i in range(0, len(number), 4)))

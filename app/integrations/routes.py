@@ -6,7 +6,8 @@ from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth, verify_signature
 from ..idempotency import idempotent
-from ..schemas import NoBody, PageQuery, page
+from ..paging import page
+from ..schemas import NoBody, PageQuery
 from ..transaction import transactional
 from . import service
 from .schemas import (

@@ -31,7 +31,7 @@ from ..errors import (
 )
 from ..extensions import db
 from ..ledger import service as ledger
-from ..schemas import decode_cursor, page_rows
+from ..paging import decode_cursor, page_rows
 from .models import DEFAULT_SOURCE, ImportRowError, Integration, IntegrationImport
 from .schemas import RecordIn
 

@@ -3,7 +3,8 @@ from flask_smorest import Blueprint
 
 from ..activities import service as activities
 from ..auth import current_user, require_auth
-from ..schemas import PageQuery, decode_cursor, page
+from ..paging import decode_cursor, page
+from ..schemas import PageQuery
 from . import service
 from .schemas import EntryList, WalletOut
 

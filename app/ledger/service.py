@@ -29,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..columns import new_id, utcnow
 from ..errors import Conflict, InsufficientPoints
-from ..schemas import page_rows
+from ..paging import page_rows
 from ..extensions import db
 from .kinds import EntryKind, Meaning
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot

@@ -1,21 +1,19 @@
-"""Merchants, their staff, settlement statements and anomaly flags."""
-from flask import Response, request
+"""Merchants, their staff and anomaly flags."""
 from flask_smorest import Blueprint
 
 from ..accounts import service as accounts
 from ..accounts.schemas import StaffOut
 from ..auth import current_user, require_auth
 from ..idempotency import idempotent
-from ..localtime import current_month
-from ..schemas import PageQuery, decode_cursor, page
+from ..paging import decode_cursor, page
+from ..schemas import PageQuery
 from ..transaction import transactional
 from . import service
 from .schemas import (
-    AnomalyList, MerchantIn, MerchantList, MerchantOut, MerchantPatch, MerchantStaffIn, SettlementOut,
-    SettlementQuery,
+    AnomalyList, MerchantIn, MerchantList, MerchantOut, MerchantPatch, MerchantStaffIn,
 )
 
-bp = Blueprint("merchants", __name__, description="Merchants, merchant staff, settlement and anomaly flags")
+bp = Blueprint("merchants", __name__, description="Merchants, merchant staff and anomaly flags")
 
 
 @bp.route("/merchants", methods=["POST"])
@@ -66,33 +64,6 @@ def add_staff(data, merchant_id):
     """Create a merchant_staff account of this merchant"""
     merchant = service.merchant_for(current_user(), merchant_id, manage=True)
     return accounts.me_view(service.add_staff(merchant, data))
-
-
-@bp.route("/merchant/settlement", methods=["GET"])
-@require_auth("merchant_staff")
-@bp.arguments(SettlementQuery, location="query")
-@bp.response(200, SettlementOut, description="JSON, or CSV (UTF-8 with a BOM) with ?format=csv or Accept: text/csv")
-@bp.doc(responses={"200": {"description": "JSON, or CSV (UTF-8 with a BOM) with ?format=csv or Accept: text/csv",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SettlementOut"}},
-                                        "text/csv": {"schema": {"type": "string"}}}}})
-def settlement(query):
-    """My merchant's statement for a month (Asia/Shanghai): redeemed, voided and net points"""
-    report = service.settlement(current_user().merchant_id, query.get("month") or current_month())
-    if query.get("format", "csv" if _wants_csv() else "json") == "csv":
-        return _csv(report)
-    return report
-
-
-def _wants_csv() -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
-    return best == "text/csv"
-
-
-def _csv(report: dict) -> Response:
-    response = Response(service.settlement_csv(report), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="settlement-{report["month"]}.csv"'
-    response.mimetype_params["charset"] = "utf-8"
-    return response
 
 
 @bp.route("/merchant-anomalies", methods=["GET"])

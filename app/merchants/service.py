@@ -1,37 +1,23 @@
-"""Merchants, their staff, monthly settlement and anomaly flags. Nothing here commits."""
-import csv
-import io
-from collections import defaultdict
+"""Merchants, their staff and anomaly flags. Nothing here commits; nothing here knows rewards."""
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from ..accounts import service as accounts
+from ..accounts import scopes, service as accounts
 from ..accounts.models import Community, User
 from ..columns import utcnow
 from ..errors import NotFound, validation_error
-from ..schemas import page_rows
+from ..paging import page_rows
 from ..extensions import db
 from ..ledger import service as ledger
-from ..localtime import day_bounds, local_date, month_bounds
+from ..localtime import local_date
 from .models import AnomalyFlag, Merchant
 
 DEFAULT_ANOMALY_THRESHOLD = 3
 
 
 # ---------------------------------------------------------------- merchants
-
-
-def may_manage(user: User, merchant: Merchant) -> bool:
-    """District admins manage every merchant, community staff those of their communities."""
-    if user.role == "district_admin":
-        return True
-    return user.role == "community_staff" and merchant.community_id in user.community_ids
-
-
-def may_see(user: User, merchant: Merchant) -> bool:
-    return may_manage(user, merchant) or (user.role == "merchant_staff" and user.merchant_id == merchant.id)
 
 
 def create_merchant(user: User, data: dict) -> Merchant:
@@ -52,7 +38,10 @@ def create_merchant(user: User, data: dict) -> Merchant:
 def merchant_for(user: User, merchant_id: str, *, manage: bool = False) -> Merchant:
     """The merchant if the caller may see (or manage) it; 404 otherwise."""
     merchant = db.session.get(Merchant, merchant_id)
-    allowed = merchant is not None and (may_manage(user, merchant) if manage else may_see(user, merchant))
+    allowed = merchant is not None and (
+        scopes.oversees(user, merchant.community_id) if manage
+        else scopes.sees_merchant(user, merchant.id, merchant.community_id)
+    )
     if not allowed:
         raise NotFound("No such merchant")
     return merchant
@@ -133,95 +122,3 @@ def anomaly_view(flag: AnomalyFlag) -> dict:
         "day": flag.day, "redemptions": flag.redemptions, "created_at": flag.created_at,
         "updated_at": flag.updated_at,
     }
-
-
-# ---------------------------------------------------------------- settlement
-
-
-def settlement(merchant_id: str, month: str) -> dict:
-    """Points redeemed at a merchant in an Asia/Shanghai month, and points voided in it.
-
-    A redemption counts in the month it was made; its void counts in the month of the void.
-    """
-    from ..rewards.models import Redemption, Reward
-
-    start, end = month_bounds(month)
-    names = dict(db.session.execute(select(Reward.id, Reward.name).where(Reward.merchant_id == merchant_id)).all())
-    cells = defaultdict(lambda: {"redemptions": 0, "quantity": 0, "redeemed_points": 0, "voids": 0, "voided_points": 0})
-    made = db.session.execute(
-        select(Redemption.reward_id, Redemption.quantity, Redemption.points, Redemption.created_at)
-        .where(Redemption.merchant_id == merchant_id, Redemption.created_at >= start, Redemption.created_at < end)
-    ).all()
-    for reward_id, quantity, points, created_at in made:
-        cell = cells[(local_date(created_at), reward_id)]
-        cell["redemptions"] += 1
-        cell["quantity"] += quantity
-        cell["redeemed_points"] += points
-    voided = db.session.execute(
-        select(Redemption.reward_id, Redemption.points, Redemption.voided_at)
-        .where(Redemption.merchant_id == merchant_id, Redemption.voided_at >= start, Redemption.voided_at < end)
-    ).all()
-    for reward_id, points, voided_at in voided:
-        cell = cells[(local_date(voided_at), reward_id)]
-        cell["voids"] += 1
-        cell["voided_points"] += points
-    rows = [{"day": day, "reward_id": reward_id, "reward_name": names.get(reward_id, ""), **cell,
-             "net_points": cell["redeemed_points"] - cell["voided_points"]}
-            for (day, reward_id), cell in sorted(cells.items())]
-    return {
-        "month": month,
-        "merchant_id": merchant_id,
-        **_totals(rows),
-        "by_reward": _group(rows, "reward_id", extra=lambda r: {"name": r["reward_name"]}),
-        "by_day": _group(rows, "day"),
-        "rows": rows,
-    }
-
-
-def _totals(rows) -> dict:
-    keys = ("redemptions", "quantity", "redeemed_points", "voids", "voided_points", "net_points")
-    return {key: sum(row[key] for row in rows) for key in keys}
-
-
-def _group(rows, key, extra=lambda row: {}) -> list[dict]:
-    groups = {}
-    for row in rows:
-        groups.setdefault(row[key], []).append(row)
-    return [{key: value, **extra(members[0]), **_totals(members)} for value, members in sorted(groups.items())]
-
-
-CSV_COLUMNS = ["day", "reward_id", "reward_name", "redemptions", "quantity", "redeemed_points", "voids",
-               "voided_points", "net_points"]
-
-
-def settlement_csv(report: dict) -> bytes:
-    """The statement as CSV (UTF-8 with a BOM): one row per day and reward, then the month's total."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in report["rows"]:
-        writer.writerow([row["day"].isoformat(), row["reward_id"], _cell_text(row["reward_name"]),
-                         *(row[c] for c in CSV_COLUMNS[3:])])
-    writer.writerow(["total", "", "", *(report[c] for c in CSV_COLUMNS[3:])])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
-
-
-def _cell_text(value: str) -> str:
-    """Keep spreadsheet programs from running a merchant-chosen name as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def redemptions_today(merchant_id: str, now: datetime, *, household_id: str | None = None,
-                      include_voided: bool = False) -> int:
-    """Redemptions at a merchant on this Shanghai day: completed ones, or all; optionally of one household."""
-    from ..rewards.models import Redemption
-
-    start, end = day_bounds(local_date(now))
-    query = select(func.count()).select_from(Redemption).where(
-        Redemption.merchant_id == merchant_id, Redemption.created_at >= start, Redemption.created_at < end,
-    )
-    if not include_voided:
-        query = query.where(Redemption.status == "completed")
-    if household_id is not None:
-        query = query.where(Redemption.household_id == household_id)
-    return db.session.scalar(query)

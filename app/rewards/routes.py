@@ -1,14 +1,17 @@
-"""Rewards, redemption codes and redemptions."""
-from flask import Response, current_app
+"""Rewards, redemption codes, redemptions and merchants' settlement statements."""
+from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth
 from .. import qr
 from ..extensions import limiter
+from ..localtime import current_month
+from ..merchants.schemas import SettlementOut, SettlementQuery
 from ..idempotency import idempotent
-from ..schemas import PageQuery, decode_cursor, page
+from ..paging import decode_cursor, page
+from ..schemas import PageQuery
 from ..transaction import transactional
-from . import service
+from . import service, settlement as statements
 from .schemas import (
     CodeIn, CodeOut, RedeemIn, RedemptionList, RedemptionOut, RedemptionQuery, RewardIn, RewardList, RewardOut,
     RewardPatch, VoidIn,
@@ -148,3 +151,30 @@ def void(data, redemption_id):
     """Void a redemption of my merchant: the household's points and the stock come back"""
     user = current_user()
     return service.redemption_view(service.void_redemption(redemption_id, user.merchant_id, user.id, data["reason"]))
+
+
+@bp.route("/merchant/settlement", methods=["GET"])
+@require_auth("merchant_staff")
+@bp.arguments(SettlementQuery, location="query")
+@bp.response(200, SettlementOut, description="JSON, or CSV (UTF-8 with a BOM) with ?format=csv or Accept: text/csv")
+@bp.doc(responses={"200": {"description": "JSON, or CSV (UTF-8 with a BOM) with ?format=csv or Accept: text/csv",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SettlementOut"}},
+                                        "text/csv": {"schema": {"type": "string"}}}}})
+def settlement(query):
+    """My merchant's statement for a month (Asia/Shanghai): redeemed, voided and net points"""
+    report = statements.settlement(current_user().merchant_id, query.get("month") or current_month())
+    if query.get("format", "csv" if _wants_csv() else "json") == "csv":
+        return _csv(report)
+    return report
+
+
+def _wants_csv() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    return best == "text/csv"
+
+
+def _csv(report: dict) -> Response:
+    response = Response(statements.settlement_csv(report), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="settlement-{report["month"]}.csv"'
+    response.mimetype_params["charset"] = "utf-8"
+    return response

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 
+from ..accounts import scopes
 from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
 from ..errors import AppError, InsufficientPoints, NotFound, validation_error
-from ..schemas import page_rows
+from ..paging import page_rows
 from ..extensions import db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
@@ -25,6 +26,7 @@ from ..transaction import refuse_keeping_writes
 from ..merchants import service as merchants
 from ..merchants.models import Merchant
 from .models import Redemption, RedemptionCode, Reward
+from .settlement import redemptions_today
 
 CODE_DIGITS = 20
 MAX_LIVE_CODES = 10  # per household; REDEMPTION_CODES_LIVE_MAX overrides
@@ -79,23 +81,20 @@ REFUSALS = {cls.code: cls for cls in (
 # ---------------------------------------------------------------- rewards
 
 
-def may_edit_rewards(user: User, merchant: Merchant) -> bool:
-    """Merchant staff of the merchant; community staff of its community."""
-    if user.role == "merchant_staff":
-        return user.merchant_id == merchant.id
-    return user.role == "community_staff" and merchant.community_id in user.community_ids
+def _edits(user: User, merchant: Merchant) -> bool:
+    return scopes.edits_rewards(user, merchant.id, merchant.community_id)
 
 
 def merchant_for_rewards(user: User, merchant_id: str) -> Merchant:
     merchant = db.session.get(Merchant, merchant_id)
-    if merchant is None or not may_edit_rewards(user, merchant):
+    if merchant is None or not _edits(user, merchant):
         raise NotFound("No such merchant")
     return merchant
 
 
 def reward_for_staff(user: User, reward_id: str) -> Reward:
     reward = db.session.get(Reward, reward_id)
-    if reward is None or not may_edit_rewards(user, db.session.get(Merchant, reward.merchant_id)):
+    if reward is None or not _edits(user, db.session.get(Merchant, reward.merchant_id)):
         raise NotFound("No such reward")
     return reward
 
@@ -362,7 +361,7 @@ def _complete(code: RedemptionCode, actor_id: str, now: datetime) -> Redemption:
     if not taken:
         raise OutOfStock()
     if merchant.daily_redemption_limit is not None and (
-        merchants.redemptions_today(merchant.id, now) >= merchant.daily_redemption_limit
+        redemptions_today(merchant.id, now) >= merchant.daily_redemption_limit
     ):
         raise MerchantDailyLimit()
     redemption = Redemption(
@@ -379,7 +378,7 @@ def _complete(code: RedemptionCode, actor_id: str, now: datetime) -> Redemption:
                        .values(redemption_id=redemption.id).execution_options(synchronize_session=False))
     merchants.flag_if_unusual(
         code.household_id, merchant,
-        merchants.redemptions_today(merchant.id, now, household_id=code.household_id, include_voided=True), now,
+        redemptions_today(merchant.id, now, household_id=code.household_id, include_voided=True), now,
     )
     return redemption
 

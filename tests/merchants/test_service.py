@@ -8,6 +8,7 @@ from app import localtime
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.merchants import service
+from app.rewards import settlement
 from app.merchants.models import AnomalyFlag
 
 
@@ -17,15 +18,15 @@ def test_months_and_days_follow_shanghai():
     assert start.astimezone(timezone.utc) == datetime(2026, 11, 30, 16, tzinfo=timezone.utc)
     assert end.astimezone(timezone.utc) == datetime(2026, 12, 31, 16, tzinfo=timezone.utc)
     assert localtime.local_date(datetime(2026, 3, 31, 16, 0, tzinfo=timezone.utc)) == date(2026, 4, 1)
-    assert service.day_bounds(date(2026, 4, 1))[0].astimezone(timezone.utc) == datetime(2026, 3, 31, 16,
+    assert localtime.day_bounds(date(2026, 4, 1))[0].astimezone(timezone.utc) == datetime(2026, 3, 31, 16,
                                                                                        tzinfo=timezone.utc)
 
 
 def test_an_empty_month_settles_to_zero(merchant):
-    report = service.settlement(merchant.id, "2026-01")
+    report = settlement.settlement(merchant.id, "2026-01")
 
     assert (report["redemptions"], report["net_points"], report["by_reward"], report["by_day"]) == (0, 0, [], [])
-    assert service.settlement_csv(report).decode("utf-8").splitlines() == [
+    assert settlement.settlement_csv(report).decode("utf-8").splitlines() == [
         "\ufeffday,reward_id,reward_name,redemptions,quantity,redeemed_points,voids,voided_points,net_points",
         "total,,,0,0,0,0,0,0"]
 

@@ -17,9 +17,9 @@ def seed_demo_merchant(context) -> str:
     from ..ledger import service as ledger
     from ..ledger.kinds import EntryKind
     from ..ledger.models import LedgerEntry
-    from ..rewards import service as rewards
-    from ..rewards.models import Reward
-    from .models import Merchant
+    from . import service as rewards
+    from .models import Reward
+    from ..merchants.models import Merchant
 
     community = context["community"]
     merchant = db.session.scalar(
