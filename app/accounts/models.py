@@ -64,6 +64,10 @@ class User(db.Model):
     staff_communities: Mapped[list["StaffCommunity"]] = relationship(cascade="all, delete-orphan")
 
     @property
+    def roles(self) -> list[str]:
+        return [self.role]
+
+    @property
     def community_ids(self) -> list[str]:
         if self.role == "community_staff":
             return sorted(sc.community_id for sc in self.staff_communities)

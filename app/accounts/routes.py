@@ -66,7 +66,7 @@ def communities():
 def register(data):
     """Register a resident into a new household, or join one by invite code"""
     user, tokens = service.register(data)
-    return service.session_view(user, tokens)
+    return service.session_reply(user, tokens)
 
 
 @bp.route("/auth/login", methods=["POST"])
@@ -79,7 +79,7 @@ def register(data):
 def login(data):
     """Log in with phone and password"""
     user, tokens = service.login(data["phone"], data["password"])
-    return service.session_view(user, tokens)
+    return service.session_reply(user, tokens)
 
 
 @bp.route("/auth/refresh", methods=["POST"])
@@ -89,7 +89,7 @@ def login(data):
 def refresh(data):
     """Trade a refresh token for a new pair; a reused token revokes the whole login"""
     user, tokens = service.refresh(data["refresh_token"])
-    return service.session_view(user, tokens)
+    return service.session_reply(user, tokens)
 
 
 @bp.route("/auth/logout", methods=["POST"])
@@ -109,7 +109,7 @@ def logout(_):
 @bp.response(200, MeOut)
 def me():
     """Who am I: roles, household and scopes"""
-    return service.me_view(current_user())
+    return current_user()
 
 
 @bp.route("/households/invite-code", methods=["POST"])
@@ -131,4 +131,4 @@ def invite_code(_):
 def create_staff(data):
     """Create a staff account (district admin only)"""
     user = service.create_staff(data)
-    return service.me_view(user)
+    return user

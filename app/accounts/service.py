@@ -220,10 +220,6 @@ def _scope_target(field: str, value: str | None, kind: str) -> str:
     return value
 
 
-def user_roles(user: User) -> list[str]:
-    return [user.role]
-
-
 # ---------------------------------------------------------------- sessions and tokens
 
 
@@ -305,24 +301,6 @@ def new_invite_code(household: Household) -> Household:
 # ---------------------------------------------------------------- replies
 
 
-def user_view(user: User) -> dict:
-    return {"id": user.id, "display_name": user.display_name, "phone": user.phone, "roles": user_roles(user)}
-
-
-def household_view(household: Household | None) -> dict | None:
-    if household is None:
-        return None
-    return {"id": household.id, "community_id": household.community_id,
-            "invite_code": household.invite_code, "card_number": household.card_number}
-
-
-def session_view(user: User, tokens: dict) -> dict:
-    return {"user": user_view(user), "household": household_view(user.household), **tokens}
-
-
-def me_view(user: User) -> dict:
-    return {
-        "id": user.id, "display_name": user.display_name, "phone": user.phone, "roles": user_roles(user),
-        "household": household_view(user.household), "community_ids": user.community_ids,
-        "merchant_id": user.merchant_id, "park_id": user.park_id,
-    }
+def session_reply(user: User, tokens: dict) -> dict:
+    """The reply to register, login and refresh: the user, its household and the token pair."""
+    return {"user": user, "household": user.household, **tokens}

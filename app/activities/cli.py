@@ -46,6 +46,5 @@ def publish_factors(code):
 def list_factors():
     """Every factor set with its status and dates."""
     for item in factors.list_factor_sets():
-        until = item["effective_until"] or "-"
-        click.echo(f"{item['code']:<16} {item['status']:<10} {item['effective_from']} .. {until}  "
-                   f"{item['row_count']} rows")
+        until = item.effective_until or "-"
+        click.echo(f"{item.code:<16} {item.status:<10} {item.effective_from} .. {until}  {item.row_count} rows")

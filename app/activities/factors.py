@@ -5,12 +5,12 @@ Asia/Shanghai date of its occurred_at. Nothing here commits.
 """
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from importlib import resources
 from typing import NamedTuple
 
 from marshmallow import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..columns import utcnow
@@ -54,39 +54,17 @@ def set_in_force(on: date) -> FactorSet | None:
     return db.session.scalar(_in_force(on))
 
 
-def effective_until(factor_set: FactorSet) -> date | None:
-    """The last day a published set is in force, once a later set has been published."""
-    if factor_set.status != "published":
-        return None
-    later = db.session.scalar(
-        select(func.min(FactorSet.effective_from))
-        .where(FactorSet.status == "published", FactorSet.effective_from > factor_set.effective_from)
-    )
-    return later - timedelta(days=1) if later else None
-
-
-def factor_set_view(factor_set: FactorSet) -> dict:
-    """A set's summary as the API shows it."""
-    return {
-        "code": factor_set.code, "effective_from": factor_set.effective_from,
-        "effective_until": effective_until(factor_set), "status": factor_set.status,
-        "published_at": factor_set.published_at, "created_at": factor_set.created_at,
-        "row_count": len(factor_set.rows),
-    }
-
-
 def factors_in_force(on: date | None = None) -> dict:
     """The set in force today (Asia/Shanghai) with every row, or 404."""
     factor_set = set_in_force(on or today())
     if factor_set is None:
         raise NoFactorSetInForce("No factor set has been published for today")
-    return {"factor_set": factor_set_view(factor_set), "factors": factor_set.rows}
+    return {"factor_set": factor_set, "factors": factor_set.rows}
 
 
-def list_factor_sets() -> list[dict]:
+def list_factor_sets() -> list[FactorSet]:
     """Every set, drafts included, latest effective_from first."""
-    sets = db.session.scalars(select(FactorSet).order_by(FactorSet.effective_from.desc(), FactorSet.code)).all()
-    return [factor_set_view(s) for s in sets]
+    return db.session.scalars(select(FactorSet).order_by(FactorSet.effective_from.desc(), FactorSet.code)).all()
 
 
 def get_factor_set(code: str) -> FactorSet:

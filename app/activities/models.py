@@ -1,10 +1,10 @@
 """Factor sets (methodology versions), green actions and the cap usage that values them."""
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event,
-    inspect,
+    func, inspect, select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -34,6 +34,21 @@ class FactorSet(db.Model):
     rows: Mapped[list["FactorRow"]] = relationship(
         back_populates="factor_set", order_by="FactorRow.position", cascade="all, delete-orphan",
     )
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    @property
+    def effective_until(self) -> date | None:
+        """The last day a published set is in force, once a later set has been published."""
+        if self.status != "published":
+            return None
+        later = db.session.scalar(
+            select(func.min(FactorSet.effective_from))
+            .where(FactorSet.status == "published", FactorSet.effective_from > self.effective_from)
+        )
+        return later - timedelta(days=1) if later else None
 
 
 class FactorRow(db.Model):

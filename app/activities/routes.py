@@ -52,7 +52,7 @@ def create_factor_set():
         factor_set = methodology.create_factor_set_from_csv(request.get_data(), current_user().id)
     else:
         factor_set = methodology.create_factor_set(load_strict(FactorSetIn(), request.get_json()), current_user().id)
-    return methodology.factor_set_view(factor_set)
+    return factor_set
 
 
 @bp.route("/factor-sets/<code>", methods=["GET"])
@@ -61,7 +61,7 @@ def create_factor_set():
 def factor_set(code):
     """One factor set with every row"""
     found = methodology.get_factor_set(code)
-    return {"factor_set": methodology.factor_set_view(found), "factors": found.rows}
+    return {"factor_set": found, "factors": found.rows}
 
 
 @bp.route("/factor-sets/<code>/publish", methods=["POST"])
@@ -72,7 +72,7 @@ def factor_set(code):
 @bp.alt_response(409, description="invalid_state or effective_from_taken")
 def publish_factor_set(_, code):
     """Publish a draft factor set; from then on it is immutable"""
-    return methodology.factor_set_view(methodology.publish_factor_set(code, current_user().id))
+    return methodology.publish_factor_set(code, current_user().id)
 
 
 # ---------------------------------------------------------------- residents

@@ -64,8 +64,8 @@ def import_csv(integration_id, csv_file):
     with unit_of_work("{}"):
         imp = service.create_import(integration_id, csv_file.read_bytes(), "text/csv")
     jobs.dispatch()
-    view = service.import_view(service.get_import(imp.id))
-    click.echo(f"import {imp.id}: {view['status']}, {view['total_rows']} rows, {view['created']} created, "
-               f"{view['duplicates']} duplicates, {view['rejected']} rejected")
-    for error in view["errors"]:
-        click.echo(f"  line {error['line']} {error['external_id'] or ''}: {error['errors']}", err=True)
+    done = service.get_import(imp.id)
+    click.echo(f"import {imp.id}: {done.status}, {done.total_rows} rows, {done.created_count} created, "
+               f"{done.duplicate_count} duplicates, {done.rejected_count} rejected")
+    for error in done.row_errors:
+        click.echo(f"  line {error.line} {error.external_id or ''}: {error.errors}", err=True)

@@ -2,7 +2,7 @@
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..columns import UTCDateTime, new_id, utcnow
 from ..extensions import db
@@ -31,6 +31,8 @@ class Integration(db.Model):
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Not stored: the secret, set only on the reply that shows it once.
+    shown_secret = None
 
 
 class IntegrationImport(db.Model):
@@ -51,6 +53,14 @@ class IntegrationImport(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    row_errors: Mapped[list["ImportRowError"]] = relationship(viewonly=True, order_by="ImportRowError.line")
+
+    @property
+    def progress(self) -> int:
+        """Percent of the rows processed, 0 to 100."""
+        if self.status == "done" or not self.total_rows:
+            return 100
+        return self.processed_rows * 100 // self.total_rows
 
 
 class ImportRowError(db.Model):

@@ -54,8 +54,8 @@ def create_integration(data):
 
     Not idempotent by design: a stored reply would keep the secret.
     """
-    integration, secret = service.create_integration(**data, actor_id=current_user().id)
-    return {**service.integration_view(integration), "secret": secret}
+    integration, _ = service.create_integration(**data, actor_id=current_user().id)
+    return integration
 
 
 @bp.route("/integrations", methods=["GET"])
@@ -110,4 +110,4 @@ def create_import(integration_id):
 @bp.response(200, ImportOut)
 def get_import(import_id):
     """An import's progress, counts and per-row error report"""
-    return service.import_view(service.get_import(import_id))
+    return service.get_import(import_id)

@@ -1,4 +1,5 @@
 """Integrations: what goes in and what comes out."""
+import json
 from decimal import Decimal
 
 from marshmallow import Schema, fields, pre_load, validate
@@ -33,7 +34,8 @@ class IntegrationOut(Schema):
 
 
 class IntegrationCreatedOut(IntegrationOut):
-    secret = fields.String(metadata={"description": "The signing secret; shown only in this reply"})
+    secret = fields.String(attribute="shown_secret",
+                           metadata={"description": "The signing secret; shown only in this reply"})
 
 
 IntegrationList = page_schema(IntegrationOut, "IntegrationList")
@@ -87,7 +89,9 @@ class ImportAcceptedOut(Schema):
 class ImportRowErrorOut(Schema):
     line = fields.Integer()
     external_id = fields.String(allow_none=True)
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    errors = fields.Function(lambda error: json.loads(error.errors),
+                             metadata={"type": "object", "additionalProperties": {"type": "array",
+                                                                                  "items": {"type": "string"}}})
 
 
 class ImportOut(Schema):
@@ -97,9 +101,9 @@ class ImportOut(Schema):
     progress = fields.Integer(metadata={"description": "Percent of the rows processed, 0 to 100"})
     total_rows = fields.Integer()
     processed_rows = fields.Integer()
-    created = fields.Integer()
-    duplicates = fields.Integer()
-    rejected = fields.Integer()
-    errors = fields.List(fields.Nested(ImportRowErrorOut))
+    created = fields.Integer(attribute="created_count")
+    duplicates = fields.Integer(attribute="duplicate_count")
+    rejected = fields.Integer(attribute="rejected_count")
+    errors = fields.List(fields.Nested(ImportRowErrorOut), attribute="row_errors")
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)

@@ -72,16 +72,8 @@ def create_integration(*, name: str, kind: str, source: str | None = None,
                               created_at=utcnow())
     db.session.add(integration)
     db.session.flush()
-    return integration, secret_of(integration)
-
-
-def integration_view(integration: Integration) -> dict:
-    """An integration as the API shows it: never its secret."""
-    return {
-        "id": integration.id, "name": integration.name, "kind": integration.kind, "source": integration.source,
-        "active": integration.active, "created_by": integration.created_by, "created_at": integration.created_at,
-        "deactivated_at": integration.deactivated_at,
-    }
+    integration.shown_secret = secret_of(integration)
+    return integration, integration.shown_secret
 
 
 def get_integration(integration_id: str) -> Integration:
@@ -358,17 +350,3 @@ def get_import(import_id: str) -> IntegrationImport:
         raise NotFound("No such import")
     return imp
 
-
-def import_view(imp: IntegrationImport) -> dict:
-    """An import's state, counts and per-row error report."""
-    errors = db.session.scalars(
-        select(ImportRowError).where(ImportRowError.import_id == imp.id).order_by(ImportRowError.line)
-    ).all()
-    progress = 100 if imp.status == "done" or not imp.total_rows else imp.processed_rows * 100 // imp.total_rows
-    return {
-        "id": imp.id, "integration_id": imp.integration_id, "status": imp.status, "progress": progress,
-        "total_rows": imp.total_rows, "processed_rows": imp.processed_rows, "created": imp.created_count,
-        "duplicates": imp.duplicate_count, "rejected": imp.rejected_count,
-        "errors": [{"line": e.line, "external_id": e.external_id, "errors": json.loads(e.errors)} for e in errors],
-        "created_at": imp.created_at, "finished_at": imp.finished_at,
-    }

@@ -2,7 +2,7 @@
 from datetime import date, datetime
 
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..columns import UTCDateTime, new_id, utcnow
 from ..extensions import db
@@ -41,3 +41,4 @@ class AnomalyFlag(db.Model):
     redemptions: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    merchant: Mapped[Merchant] = relationship(viewonly=True, lazy="joined")

@@ -1,7 +1,6 @@
 """Merchants, their staff and anomaly flags."""
 from flask_smorest import Blueprint
 
-from ..accounts import service as accounts
 from ..accounts.schemas import StaffOut
 from ..auth import current_user, require_auth
 from ..idempotency import idempotent
@@ -23,7 +22,7 @@ bp = Blueprint("merchants", __name__, description="Merchants, merchant staff and
 @bp.response(201, MerchantOut)
 def create_merchant(data):
     """Add a merchant to a community"""
-    return service.merchant_view(service.create_merchant(current_user(), data))
+    return service.create_merchant(current_user(), data)
 
 
 @bp.route("/merchants", methods=["GET"])
@@ -33,7 +32,7 @@ def create_merchant(data):
 def list_merchants(query):
     """Merchants I look after (my own, for merchant staff), newest first"""
     rows = service.list_merchants(current_user(), query["limit"], decode_cursor(query["cursor"]))
-    return page(rows, query["limit"], service.merchant_view)
+    return page(rows, query["limit"])
 
 
 @bp.route("/merchants/<merchant_id>", methods=["GET"])
@@ -41,7 +40,7 @@ def list_merchants(query):
 @bp.response(200, MerchantOut)
 def get_merchant(merchant_id):
     """One merchant"""
-    return service.merchant_view(service.merchant_for(current_user(), merchant_id))
+    return service.merchant_for(current_user(), merchant_id)
 
 
 @bp.route("/merchants/<merchant_id>", methods=["PATCH"])
@@ -52,7 +51,7 @@ def get_merchant(merchant_id):
 def update_merchant(data, merchant_id):
     """Rename or (de)activate a merchant, or set its daily redemption limit"""
     merchant = service.update_merchant(service.merchant_for(current_user(), merchant_id, manage=True), data)
-    return service.merchant_view(merchant)
+    return merchant
 
 
 @bp.route("/merchants/<merchant_id>/staff", methods=["POST"])
@@ -63,7 +62,7 @@ def update_merchant(data, merchant_id):
 def add_staff(data, merchant_id):
     """Create a merchant_staff account of this merchant"""
     merchant = service.merchant_for(current_user(), merchant_id, manage=True)
-    return accounts.me_view(service.add_staff(merchant, data))
+    return service.add_staff(merchant, data)
 
 
 @bp.route("/merchant-anomalies", methods=["GET"])
@@ -73,4 +72,4 @@ def add_staff(data, merchant_id):
 def anomalies(query):
     """Households redeeming unusually often at one merchant in a day (my communities), newest first"""
     rows = service.list_anomalies(current_user(), query["limit"], decode_cursor(query["cursor"]))
-    return page(rows, query["limit"], service.anomaly_view)
+    return page(rows, query["limit"])

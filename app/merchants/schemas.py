@@ -79,7 +79,7 @@ class AnomalyOut(Schema):
     kind = fields.String(metadata={"enum": ["household_burst"]})
     household_id = fields.String()
     merchant_id = fields.String()
-    merchant_name = fields.String()
+    merchant_name = fields.String(attribute="merchant.name")
     community_id = fields.String()
     day = fields.Date()
     redemptions = fields.Integer()

@@ -73,14 +73,6 @@ def add_staff(merchant: Merchant, data: dict) -> User:
     return accounts.create_staff({**data, "role": "merchant_staff", "merchant_id": merchant.id})
 
 
-def merchant_view(merchant: Merchant) -> dict:
-    return {
-        "id": merchant.id, "name": merchant.name, "community_id": merchant.community_id,
-        "active": merchant.active, "daily_redemption_limit": merchant.daily_redemption_limit,
-        "created_at": merchant.created_at,
-    }
-
-
 # ---------------------------------------------------------------- anomaly flags
 
 
@@ -114,11 +106,3 @@ def list_anomalies(user: User, limit: int, cursor) -> list[AnomalyFlag]:
         query = query.where(AnomalyFlag.community_id.in_(user.community_ids))
     return page_rows(query, AnomalyFlag, limit, cursor)
 
-
-def anomaly_view(flag: AnomalyFlag) -> dict:
-    return {
-        "id": flag.id, "kind": flag.kind, "household_id": flag.household_id, "merchant_id": flag.merchant_id,
-        "merchant_name": db.session.get(Merchant, flag.merchant_id).name, "community_id": flag.community_id,
-        "day": flag.day, "redemptions": flag.redemptions, "created_at": flag.created_at,
-        "updated_at": flag.updated_at,
-    }

@@ -2,10 +2,11 @@
 from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..columns import UTCDateTime, new_id, utcnow
 from ..extensions import db
+from ..merchants.models import Merchant
 
 
 class Reward(db.Model):
@@ -19,6 +20,7 @@ class Reward(db.Model):
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    merchant: Mapped[Merchant] = relationship(viewonly=True, lazy="joined")
     name: Mapped[str] = mapped_column(String(80))
     points_cost: Mapped[int] = mapped_column(Integer)
     stock: Mapped[int] = mapped_column(Integer)
@@ -58,6 +60,16 @@ class RedemptionCode(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[str] = mapped_column(String(10), default="live")
     refusal_code: Mapped[str | None] = mapped_column(String(40))
+    # Not stored: the digits, known only to the request that made the code (its reply shows them once).
+    digits = None
+
+    @property
+    def qr_png_url(self) -> str:
+        return f"/api/v1/redemption-codes/{self.id}/qr.png"
+
+    @property
+    def qr_svg_url(self) -> str:
+        return f"/api/v1/redemption-codes/{self.id}/qr.svg"
     redemption_id: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

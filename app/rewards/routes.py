@@ -44,7 +44,7 @@ def _image(data: bytes, mimetype: str) -> Response:
 def create_reward(data, merchant_id):
     """Publish a reward of a merchant"""
     merchant = service.merchant_for_rewards(current_user(), merchant_id)
-    return service.reward_view(service.create_reward(merchant, data))
+    return service.create_reward(merchant, data)
 
 
 @bp.route("/rewards/<reward_id>", methods=["PATCH"])
@@ -55,7 +55,7 @@ def create_reward(data, merchant_id):
 def update_reward(data, reward_id):
     """Change a reward's name, price, stock, limit or window, or (de)activate it"""
     reward = service.update_reward(service.reward_for_staff(current_user(), reward_id), data)
-    return service.reward_view(reward)
+    return reward
 
 
 @bp.route("/rewards", methods=["GET"])
@@ -65,7 +65,7 @@ def update_reward(data, reward_id):
 def list_rewards(query):
     """Rewards my household can redeem now: its community's and district-wide ones"""
     rows = service.rewards_for_household(current_user().household, query["limit"], decode_cursor(query["cursor"]))
-    return page(rows, query["limit"], service.reward_view)
+    return page(rows, query["limit"])
 
 
 @bp.route("/merchant/rewards", methods=["GET"])
@@ -75,7 +75,7 @@ def list_rewards(query):
 def merchant_rewards(query):
     """My merchant's rewards, active or not"""
     rows = service.rewards_of_merchant(current_user().merchant_id, query["limit"], decode_cursor(query["cursor"]))
-    return page(rows, query["limit"], service.reward_view)
+    return page(rows, query["limit"])
 
 
 @bp.route("/redemption-codes", methods=["POST"])
@@ -88,8 +88,8 @@ def merchant_rewards(query):
                                   "or too_many_live_codes")
 def create_code(data):
     """A short-lived code (digits and QR) to show the merchant; it reserves nothing"""
-    code, digits = service.create_code(current_user(), data["reward_id"], data["quantity"])
-    return service.code_view(code, digits)
+    code, _ = service.create_code(current_user(), data["reward_id"], data["quantity"])
+    return code
 
 
 @bp.route("/redemption-codes/<code_id>/qr.png", methods=["GET"])
@@ -127,7 +127,7 @@ def redeem(data):
     """Redeem a resident's code at my merchant"""
     user = current_user()
     outcome = service.redeem_code(data["code"], user.merchant_id, user.id)
-    return service.redemption_view(outcome.redemption), 201 if outcome.created else 200
+    return outcome.redemption, 201 if outcome.created else 200
 
 
 @bp.route("/merchant/redemptions", methods=["GET"])
@@ -138,7 +138,7 @@ def list_redemptions(query):
     """My merchant's redemptions, newest first"""
     rows = service.redemptions_of_merchant(current_user().merchant_id, query["limit"],
                                            decode_cursor(query["cursor"]), query["status"])
-    return page(rows, query["limit"], service.redemption_view)
+    return page(rows, query["limit"])
 
 
 @bp.route("/merchant/redemptions/<redemption_id>/void", methods=["POST"])
@@ -150,7 +150,7 @@ def list_redemptions(query):
 def void(data, redemption_id):
     """Void a redemption of my merchant: the household's points and the stock come back"""
     user = current_user()
-    return service.redemption_view(service.void_redemption(redemption_id, user.merchant_id, user.id, data["reason"]))
+    return service.void_redemption(redemption_id, user.merchant_id, user.id, data["reason"])
 
 
 @bp.route("/merchant/settlement", methods=["GET"])

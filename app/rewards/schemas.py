@@ -50,8 +50,8 @@ class RewardPatch(StrictSchema):
 class RewardOut(Schema):
     id = fields.String()
     merchant_id = fields.String()
-    merchant_name = fields.String()
-    community_id = fields.String()
+    merchant_name = fields.String(attribute="merchant.name")
+    community_id = fields.String(attribute="merchant.community_id")
     name = fields.String()
     points_cost = fields.Integer()
     stock = fields.Integer()
@@ -73,7 +73,7 @@ class CodeIn(StrictSchema):
 
 class CodeOut(Schema):
     id = fields.String()
-    code = fields.String(metadata={"description": "20 digits, as typed or held by the QR code"})
+    code = fields.String(attribute="digits", metadata={"description": "20 digits, as typed or held by the QR code"})
     expires_at = fields.DateTime()
     points_cost = fields.Integer(metadata={"description": "Points the redemption will take (price × quantity)"})
     reward_id = fields.String()

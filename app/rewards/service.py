@@ -166,17 +166,6 @@ def rewards_of_merchant(merchant_id: str, limit: int, cursor) -> list[Reward]:
     return page_rows(select(Reward).where(Reward.merchant_id == merchant_id), Reward, limit, cursor)
 
 
-def reward_view(reward: Reward) -> dict:
-    merchant = db.session.get(Merchant, reward.merchant_id)
-    return {
-        "id": reward.id, "merchant_id": reward.merchant_id, "merchant_name": merchant.name,
-        "community_id": merchant.community_id, "name": reward.name, "points_cost": reward.points_cost,
-        "stock": reward.stock, "per_household_limit": reward.per_household_limit,
-        "valid_from": reward.valid_from, "valid_until": reward.valid_until,
-        "district_wide": reward.district_wide, "active": reward.active, "created_at": reward.created_at,
-    }
-
-
 def _redeemed_quantity(household_id: str, reward_id: str) -> int:
     """Units of a reward a household holds: completed, not voided redemptions."""
     return db.session.scalar(
@@ -254,18 +243,10 @@ def create_code(user: User, reward_id: str, quantity: int) -> tuple[RedemptionCo
         expires_at=now + timedelta(seconds=current_app.config["REDEMPTION_CODE_TTL_SECONDS"]), created_at=now,
     )
     code.code_sealed = _seal(code.id, digits)
+    code.digits = digits
     db.session.add(code)
     db.session.flush()
     return code, digits
-
-
-def code_view(code: RedemptionCode, digits: str) -> dict:
-    base = f"/api/v1/redemption-codes/{code.id}"
-    return {
-        "id": code.id, "code": digits, "expires_at": code.expires_at, "points_cost": code.points_cost,
-        "reward_id": code.reward_id, "quantity": code.quantity,
-        "qr_png_url": f"{base}/qr.png", "qr_svg_url": f"{base}/qr.svg",
-    }
 
 
 def code_of_household(code_id: str, household_id: str) -> RedemptionCode:
@@ -381,15 +362,6 @@ def _complete(code: RedemptionCode, actor_id: str, now: datetime) -> Redemption:
         redemptions_today(merchant.id, now, household_id=code.household_id, include_voided=True), now,
     )
     return redemption
-
-
-def redemption_view(redemption: Redemption) -> dict:
-    return {
-        "id": redemption.id, "status": redemption.status, "reward_id": redemption.reward_id,
-        "quantity": redemption.quantity, "points": redemption.points, "created_at": redemption.created_at,
-        "merchant_id": redemption.merchant_id, "voided_at": redemption.voided_at,
-        "void_reason": redemption.void_reason,
-    }
 
 
 def redemptions_of_merchant(merchant_id: str, limit: int, cursor, status: str | None = None) -> list[Redemption]:

@@ -110,8 +110,8 @@ def test_the_set_in_force_is_chosen_by_the_shanghai_date_of_occurred_at(make_fac
     assert after.factor.factor_set.code == "T-NEW" and after.base_points == 20
     assert json.loads(after.receipt)["factor_set"] == "T-NEW"
     assert factors.set_in_force(today).code == "T-NEW"
-    assert factors.effective_until(old) == boundary - timedelta(days=1)
-    assert factors.effective_until(new) is None
+    assert old.effective_until == boundary - timedelta(days=1)
+    assert new.effective_until is None
 
 
 def test_no_published_set_for_the_date_is_a_422_on_occurred_at(make_factor_set, resident, record):

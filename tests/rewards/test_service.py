@@ -83,5 +83,5 @@ def test_times_are_stored_and_shown_in_utc(merchant):
 
     reward = service.create_reward(merchant, {"name": "券", "points_cost": 5, "stock": 1, "valid_from": shanghai_eight})
 
-    assert service.reward_view(reward)["valid_from"] == datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert service.reward_view(reward)["valid_from"].utcoffset() == timedelta(0)
+    assert reward.valid_from == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert reward.valid_from.utcoffset() == timedelta(0)
