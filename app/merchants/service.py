@@ -14,7 +14,6 @@ from ..ledger import service as ledger
 from ..localtime import local_date
 from .models import AnomalyFlag, Merchant
 
-DEFAULT_ANOMALY_THRESHOLD = 3
 
 
 # ---------------------------------------------------------------- merchants
@@ -82,7 +81,7 @@ def flag_if_unusual(household_id: str, merchant: Merchant, count_today: int, now
     The caller holds the household's wallet lock, so one household's flags are written one at a time.
     Never refuses. Does not commit.
     """
-    threshold = current_app.config.get("ANOMALY_REDEMPTIONS_PER_DAY", DEFAULT_ANOMALY_THRESHOLD)
+    threshold = current_app.config["ANOMALY_REDEMPTIONS_PER_DAY"]
     if count_today <= threshold:
         return None
     day = local_date(now)

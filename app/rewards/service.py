@@ -29,7 +29,6 @@ from .models import Redemption, RedemptionCode, Reward
 from .settlement import redemptions_today
 
 CODE_DIGITS = 20
-MAX_LIVE_CODES = 10  # per household; REDEMPTION_CODES_LIVE_MAX overrides
 
 
 class CodeNotFound(AppError):
@@ -224,7 +223,7 @@ def create_code(user: User, reward_id: str, quantity: int) -> tuple[RedemptionCo
         RedemptionCode.household_id == household.id, RedemptionCode.state == "live",
         RedemptionCode.expires_at > now,
     ))
-    if live >= current_app.config.get("REDEMPTION_CODES_LIVE_MAX", MAX_LIVE_CODES):
+    if live >= current_app.config["REDEMPTION_CODES_LIVE_MAX"]:
         raise TooManyLiveCodes()
     if reward.stock < quantity:
         raise OutOfStock()
