@@ -15,7 +15,7 @@ INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 
 # Rate limits in flask-limiter notation ("60/minute", "10 per 15 minutes"); unset → the route's default.
 LIMIT_VARIABLES = ("REGISTER_LIMIT", "REGISTER_PHONE_LIMIT", "LOGIN_LIMIT", "LOGIN_FAILURE_LIMIT",
-                   "INVITE_FAILURE_LIMIT", "REDEMPTION_CODE_LIMIT")
+                   "INVITE_FAILURE_LIMIT", "REDEMPTION_CODE_LIMIT", "CODE_PREVIEW_LIMIT")
 
 
 class ConfigError(RuntimeError):

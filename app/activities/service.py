@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from datetime import date, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal
 from importlib import resources
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -21,6 +21,8 @@ from ..columns import utcnow
 from ..errors import AppError, Conflict, InvalidState, NotFound, ValidationFailed, validation_error
 from ..extensions import db
 from ..ledger import service as ledger
+from . import quote
+from .recorders import how_credited
 from .models import RECORDER_OF_SOURCE, SOURCES, Action, CapUsage, FactorRow, FactorSet
 from ..errors import flatten_messages
 from ..schemas import page_rows
@@ -356,7 +358,9 @@ def resolve_factor(action_type, variant, unit, occurred_at: datetime, recorder: 
         return None
     if unit != row.unit:
         errors["unit"] = [f"Must be {row.unit} for this action."]
-    if recorder is not None and recorder not in row.source_list:
+    if recorder == "resident" and recorder not in row.source_list:
+        errors["action_type"] = [how_credited(row.source_list)]
+    elif recorder is not None and recorder not in row.source_list:
         errors["action_type"] = [f"This action cannot be recorded by {recorder}; "
                                  f"it may be recorded by {', '.join(row.source_list)}."]
     return None if errors else row
@@ -454,13 +458,7 @@ def _milli(value: Decimal) -> int:
 
 def _cap_periods(action: Action, row: FactorRow) -> list[tuple[str, int, str]]:
     """(period key, cap in thousandths, "daily"|"monthly") for the caps the row has, in lock order."""
-    local = action.occurred_at.astimezone(SHANGHAI)
-    periods = []
-    if row.daily_cap is not None:
-        periods.append((f"D:{local.date().isoformat()}", _milli(row.daily_cap), "daily"))
-    if row.monthly_cap is not None:
-        periods.append((f"M:{local.strftime('%Y-%m')}", _milli(row.monthly_cap), "monthly"))
-    return periods
+    return quote.cap_periods(action.occurred_at, row.daily_cap, row.monthly_cap)
 
 
 def _lock_cap_usage(household_id: str, factor_id: str, periods: list[str]) -> dict[str, int]:
@@ -521,21 +519,15 @@ def _approve(action: Action, *, approver_id: str | None, reviewed: bool, whole_o
     row = valuation_row(action)
     periods = _cap_periods(action, row)
     used = _lock_cap_usage(action.household_id, row.id, [p for p, _, _ in periods])
-    wanted = _milli(action.quantity)
-    credited_milli, binding = wanted, None
-    for period, cap, name in periods:
-        left = max(cap - used[period], 0)
-        if left < credited_milli:
-            credited_milli, binding = left, name
-    if whole_or_nothing and credited_milli < wanted:
+    valued = quote.value_quantity(action.quantity, kgco2e_per_unit=row.kgco2e_per_unit,
+                                  points_per_unit=row.points_per_unit,
+                                  caps=[(name, cap, used[period]) for period, cap, name in periods])
+    credited_milli, credited, binding = valued.credited_milli, valued.credited, valued.cap_applied
+    if whole_or_nothing and credited_milli < _milli(action.quantity):
         return False
     for period, cap, _ in periods:
         _change_cap_usage(action.household_id, row.id, period, credited_milli, cap)
-    with localcontext() as exact:
-        exact.prec = 60  # wide enough that no product is ever rounded before the floor
-        credited = (Decimal(credited_milli) / 1000).quantize(MILLI)
-        reduction_g = int((credited * row.kgco2e_per_unit * 1000).to_integral_value(rounding=ROUND_FLOOR))
-        base_points = int((credited * row.points_per_unit).to_integral_value(rounding=ROUND_FLOOR))
+    reduction_g, base_points = valued.reduction_g, valued.base_points
     campaign_points = 0
     now = utcnow()
     action.factor_id, action.factor = row.id, row
@@ -556,9 +548,7 @@ def _approve(action: Action, *, approver_id: str | None, reviewed: bool, whole_o
         "quantity": plain(action.quantity),
         "credited_quantity": plain(credited),
         "cap_applied": binding,
-        "cap_remaining": {
-            name: plain(Decimal(cap - used[period] - credited_milli) / 1000) for period, cap, name in periods
-        },
+        "cap_remaining": {name: plain(left) for name, left in valued.cap_remaining.items()},
         "reduction_g": reduction_g,
         "verified": action.verified,
         "base_points": base_points,

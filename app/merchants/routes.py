@@ -8,9 +8,10 @@ from ..auth import current_user, require_auth
 from ..extensions import db
 from ..idempotency import idempotent
 from ..schemas import PageQuery, decode_cursor, page
+from . import anomalies as anomalies_service
 from . import service
 from .schemas import (
-    AnomalyList, MerchantIn, MerchantList, MerchantOut, MerchantPatch, MerchantStaffIn, SettlementOut,
+    AnomalyList, AnomalyOut, AnomalyQuery, ResolveIn, MerchantIn, MerchantList, MerchantOut, MerchantPatch, MerchantStaffIn, SettlementOut,
     SettlementQuery,
 )
 
@@ -96,9 +97,20 @@ def _csv(report: dict) -> Response:
 
 @bp.route("/merchant-anomalies", methods=["GET"])
 @require_auth("community_staff", "district_admin")
-@bp.arguments(PageQuery, location="query")
+@bp.arguments(AnomalyQuery, location="query")
 @bp.response(200, AnomalyList)
 def anomalies(query):
     """Households redeeming unusually often at one merchant in a day (my communities), newest first"""
-    rows = service.list_anomalies(current_user(), query["limit"], decode_cursor(query["cursor"]))
+    rows = service.list_anomalies(current_user(), query["limit"], decode_cursor(query["cursor"]), query["state"])
     return page(rows, query["limit"], service.anomaly_view)
+
+
+@bp.route("/merchant-anomalies/<flag_id>/resolve", methods=["POST"])
+@require_auth("community_staff")
+@idempotent
+@bp.arguments(ResolveIn)
+@bp.response(200, AnomalyOut)
+@bp.alt_response(409, description="invalid_state: already resolved")
+def resolve_anomaly(data, flag_id):
+    """Close an anomaly flag of my communities with a note"""
+    return service.anomaly_view(anomalies_service.resolve_flag(flag_id, current_user(), data["note"]))

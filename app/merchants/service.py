@@ -139,14 +139,18 @@ def flag_if_unusual(household_id: str, merchant: Merchant, count_today: int, now
                            day=day, redemptions=count_today, created_at=now, updated_at=now)
         db.session.add(flag)
     else:
+        if count_today > flag.redemptions and flag.resolved_at is not None:
+            flag.resolved_at = flag.resolved_by = None  # the burst went on after staff closed it: look again
         flag.redemptions, flag.updated_at = max(flag.redemptions, count_today), now
     db.session.flush()
     return flag
 
 
-def list_anomalies(user: User, limit: int, cursor) -> list[AnomalyFlag]:
-    """Flags of the caller's communities (all of them for a district admin), newest first."""
-    query = select(AnomalyFlag)
+def list_anomalies(user: User, limit: int, cursor, state: str | None = None) -> list[AnomalyFlag]:
+    """Flags of the caller's communities (all of them for a district admin), newest first; open or resolved."""
+    from .anomalies import state_filter
+
+    query = state_filter(select(AnomalyFlag), state)
     if user.role == "community_staff":
         query = query.where(AnomalyFlag.community_id.in_(user.community_ids))
     return page_rows(query, AnomalyFlag, limit, cursor)
@@ -157,7 +161,8 @@ def anomaly_view(flag: AnomalyFlag) -> dict:
         "id": flag.id, "kind": flag.kind, "household_id": flag.household_id, "merchant_id": flag.merchant_id,
         "merchant_name": db.session.get(Merchant, flag.merchant_id).name, "community_id": flag.community_id,
         "day": flag.day, "redemptions": flag.redemptions, "created_at": flag.created_at,
-        "updated_at": flag.updated_at,
+        "updated_at": flag.updated_at, "state": "open" if flag.resolved_at is None else "resolved",
+        "resolved_at": flag.resolved_at, "resolved_by": flag.resolved_by, "note": flag.resolution_note,
     }
 
 

@@ -44,6 +44,7 @@ class RedemptionCode(db.Model):
     __tablename__ = "redemption_codes"
     __table_args__ = (
         Index("ix_redemption_codes_household_state", "household_id", "state", "expires_at"),
+        Index("ix_redemption_codes_household_created", "household_id", "created_at", "id"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -72,6 +73,7 @@ class Redemption(db.Model):
         Index("ix_redemptions_merchant_voided", "merchant_id", "voided_at"),
         Index("ix_redemptions_household_reward", "household_id", "reward_id", "status"),
         Index("ix_redemptions_household_merchant", "household_id", "merchant_id", "created_at"),
+        Index("ix_redemptions_household_created", "household_id", "created_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     code_id: Mapped[str] = mapped_column(ForeignKey("redemption_codes.id"), unique=True)

@@ -403,9 +403,12 @@ def _complete(code: RedemptionCode, actor_id: str, now: datetime) -> Redemption:
     return redemption
 
 
-def redemption_view(redemption: Redemption) -> dict:
+def redemption_view(redemption: Redemption, reward_name: str | None = None) -> dict:
+    if reward_name is None:
+        reward_name = db.session.get(Reward, redemption.reward_id).name
     return {
         "id": redemption.id, "status": redemption.status, "reward_id": redemption.reward_id,
+        "reward_name": reward_name,
         "quantity": redemption.quantity, "points": redemption.points, "created_at": redemption.created_at,
         "merchant_id": redemption.merchant_id, "voided_at": redemption.voided_at,
         "void_reason": redemption.void_reason,
