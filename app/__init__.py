@@ -27,6 +27,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     limiter.init_app(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    from .openapi import bp as docs_assets_bp, describe
+
+    describe(api)
+    app.register_blueprint(docs_assets_bp)
 
     from . import models  # noqa: F401  every table, for migrations and create_all
     from .errors import register_error_handlers

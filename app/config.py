@@ -83,7 +83,9 @@ def load_config() -> dict:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Served by the app from the pinned swagger-ui-bundle package (app/openapi.py): works offline.
+        "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",
+        "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},  # no badge fetched from swagger.io
         "JSON_SORT_KEYS": False,
         **{name: os.environ[name] for name in LIMIT_VARIABLES if os.environ.get(name)},
     }
