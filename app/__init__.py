@@ -25,6 +25,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True, render_as_batch=True)
     limiter.init_app(app)
+    from .i18n import init_app as init_i18n
+
+    init_i18n(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     from .openapi import bp as docs_assets_bp, describe
