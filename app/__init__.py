@@ -25,8 +25,15 @@ def create_app(overrides: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True, render_as_batch=True)
     limiter.init_app(app)
+    from .i18n import init_app as init_i18n
+
+    init_i18n(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    from .openapi import bp as docs_assets_bp, describe
+
+    describe(api)
+    app.register_blueprint(docs_assets_bp)
 
     from . import models  # noqa: F401  every table, for migrations and create_all
     from .errors import register_error_handlers

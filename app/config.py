@@ -15,7 +15,7 @@ INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 
 # Rate limits in flask-limiter notation ("60/minute", "10 per 15 minutes"); unset → the route's default.
 LIMIT_VARIABLES = ("REGISTER_LIMIT", "REGISTER_PHONE_LIMIT", "LOGIN_LIMIT", "LOGIN_FAILURE_LIMIT",
-                   "INVITE_FAILURE_LIMIT", "REDEMPTION_CODE_LIMIT")
+                   "INVITE_FAILURE_LIMIT", "REDEMPTION_CODE_LIMIT", "CODE_PREVIEW_LIMIT")
 
 
 class ConfigError(RuntimeError):
@@ -83,7 +83,9 @@ def load_config() -> dict:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Served by the app from the pinned swagger-ui-bundle package (app/openapi.py): works offline.
+        "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",
+        "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},  # no badge fetched from swagger.io
         "JSON_SORT_KEYS": False,
         **{name: os.environ[name] for name in LIMIT_VARIABLES if os.environ.get(name)},
     }

@@ -3,9 +3,11 @@ import json
 import logging
 import uuid
 
-from flask import Response, g, request
+from flask import Response, current_app, g, has_app_context, request
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
+
+from .i18n import localise_problem
 
 log = logging.getLogger("app.errors")
 
@@ -82,7 +84,13 @@ def problem(status, code, title, detail=None, headers=None, **extra) -> Response
     if detail:
         body["detail"] = detail
     body.update(extra)
-    return Response(json.dumps(body, ensure_ascii=False), status, headers=headers, mimetype=PROBLEM_JSON)
+    # Title, detail and field messages in the caller's language (app/i18n.py); `code` never changes.
+    body, language = localise_problem(body, check_catalogue=has_app_context()
+                                      and current_app.config.get("I18N_CHECK_CATALOGUE", False))
+    response = Response(json.dumps(body, ensure_ascii=False), status, headers=headers, mimetype=PROBLEM_JSON)
+    response.headers["Content-Language"] = language
+    response.vary.add("Accept-Language")
+    return response
 
 
 def app_error_response(error: AppError) -> Response:

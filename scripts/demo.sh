@@ -1,14 +1,34 @@
 #!/usr/bin/env bash
-# Install, build the schema, load demo data and serve the API on http://127.0.0.1:5000
-# with the embedded defaults: SQLite under instance/, background jobs inline, no Redis needed.
+# Install, build the schema, load demo data and serve the API on http://127.0.0.1:${PORT:-5000}
+# with the embedded defaults: SQLite in instance/demo.db, background jobs inline, no Redis needed.
+#   ./scripts/demo.sh           keep the demo data of earlier runs (seeding is safe to run twice)
+#   ./scripts/demo.sh --reset   start from fresh demo data: deletes instance/demo.db and nothing else
 set -euo pipefail
 cd "$(dirname "$0")/.."
+reset=false
+for arg in "$@"; do
+  case "$arg" in
+    --reset) reset=true ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $arg (try --reset)" >&2; exit 2 ;;
+  esac
+done
+port="${PORT:-5000}"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 log=$(mktemp)
 .venv/bin/python -m pip install -q --upgrade pip >"$log" 2>&1 || true
 .venv/bin/python -m pip install -q -e . >"$log" 2>&1 || { cat "$log"; exit 1; }
-unset DATABASE_URL REDIS_URL
+unset REDIS_URL
+# The demo always runs on its own SQLite file, whatever DATABASE_URL says, so --reset can only ever
+# delete that file.
+demo_db="$PWD/instance/demo.db"
+export DATABASE_URL="sqlite:///$demo_db"
+mkdir -p instance
+if $reset; then
+  rm -f "$demo_db" "$demo_db-wal" "$demo_db-shm"
+  echo "demo data reset: removed instance/demo.db"
+fi
 .venv/bin/flask --app app db upgrade
 .venv/bin/flask --app app seed-demo
-echo "API on http://127.0.0.1:5000/api/v1 — docs at http://127.0.0.1:5000/api/v1/docs (Ctrl-C stops)"
-exec .venv/bin/flask --app app run --host 127.0.0.1 --port "${PORT:-5000}"
+echo "API on http://127.0.0.1:$port/api/v1 — docs at http://127.0.0.1:$port/api/v1/docs (Ctrl-C stops)"
+exec .venv/bin/flask --app app run --host 127.0.0.1 --port "$port"

@@ -41,6 +41,7 @@ def test_config() -> dict:
         "RATELIMIT_STORAGE_OPTIONS": {"key_prefix": f"LIMITS-test-{uuid.uuid4().hex[:8]}"} if REDIS_URL else {},
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "EXPORT_DIR": str(_TMP / "exports"),
+        "I18N_CHECK_CATALOGUE": True,  # every problem message any test meets must have a Chinese translation
     }
 
 
@@ -66,6 +67,16 @@ def app():
 
         Redis.from_url(REDIS_URL).ping()  # unreachable Redis is a failure, never a skip
     return application
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _every_problem_message_has_a_chinese_translation():
+    """After the run: each title, detail and field message a reply carried is in the zh catalogue."""
+    yield
+    from app.i18n import UNTRANSLATED
+
+    missing = "\n".join(sorted(UNTRANSLATED))
+    assert not UNTRANSLATED, f"not in app/translations/zh/LC_MESSAGES/messages.po:\n{missing}"
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from ..errors import AppError, InvalidState, NotFound, ValidationFailed, flatten
 from ..extensions import db
 from ..localtime import local_date, today
 from .models import FactorRow, FactorSet
+from .recorders import how_credited
 from .schemas import FactorRowIn, FactorSetIn
 
 MAX_FACTOR_ROWS = 1000
@@ -293,7 +294,9 @@ def resolve_factor(action_type, variant, unit, occurred_at: datetime, recorder: 
         return None
     if unit != row.unit:
         errors["unit"] = [f"Must be {row.unit} for this action."]
-    if recorder is not None and recorder not in row.source_list:
+    if recorder == "resident" and recorder not in row.source_list:
+        errors["action_type"] = [how_credited(row.source_list)]
+    elif recorder is not None and recorder not in row.source_list:
         errors["action_type"] = [f"This action cannot be recorded by {recorder}; "
                                  f"it may be recorded by {', '.join(row.source_list)}."]
     return None if errors else row

@@ -6,7 +6,8 @@ from ..auth import current_user, require_auth
 from ..idempotency import idempotent
 from ..paging import decode_cursor, page
 from ..schemas import NoBody
-from . import factors as methodology, review, service
+from . import factors as methodology, preview, review, service
+from .preview_schemas import AllowancesOut, ReviewActionList
 from .schemas import (
     ActionIn, ActionList, ActionOut, ActionQuery, AppealIn, FactorSetIn, FactorSetList, FactorSetSummaryOut,
     FactorsOut, ReasonIn, ReviewQuery, StaffActionIn, load_strict,
@@ -118,18 +119,27 @@ def appeal_action(data, action_id):
     return review.appeal_action(action_id, current_user(), data["note"])
 
 
+@bp.route("/wallet/allowances", methods=["GET"])
+@require_auth("resident")
+@bp.response(200, AllowancesOut)
+def wallet_allowances():
+    """What my household's caps still allow today and this month, per factor row in force"""
+    return preview.household_allowances(current_user().household_id)
+
+
 # ---------------------------------------------------------------- community staff
 
 
 @bp.route("/review/actions", methods=["GET"])
 @require_auth("community_staff")
 @bp.arguments(ReviewQuery, location="query")
-@bp.response(200, ActionList)
+@bp.response(200, ReviewActionList)
 def review_queue(query):
-    """Actions of my communities awaiting review (or in another status), oldest first; appeals marked"""
+    """Actions of my communities awaiting review (or in another status), oldest first; each with `review`"""
     rows = service.review_queue(current_user(), status=query["status"], community_id=query["community_id"],
                                 limit=query["limit"], cursor=decode_cursor(query["cursor"]))
-    return page(rows, query["limit"])
+    reply = page(rows, query["limit"])
+    return {**reply, "items": preview.review_items(reply["items"])}
 
 
 @bp.route("/review/actions/<action_id>/approve", methods=["POST"])

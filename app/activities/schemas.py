@@ -5,7 +5,7 @@ from decimal import Decimal
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..schemas import QUANTITY_RE, AwareDateTime, DecimalString, PageQuery, StrictSchema, page_schema
-from .models import RECORDERS, STATUSES
+from .models import RECORDERS, SOURCES, STATUSES
 
 NAME = validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="Lower-case letters, digits and _ (at most 40).")
 UNIT = validate.Regexp(r"^[a-z][a-z0-9_]{0,11}$", error="Lower-case letters, digits and _ (at most 12).")
@@ -94,10 +94,11 @@ class FactorOut(Schema):
     points_per_unit = PlainDecimal()
     daily_cap = PlainDecimal(allow_none=True)
     monthly_cap = PlainDecimal(allow_none=True)
-    sources = fields.Function(lambda row: row.source_list)
+    sources = fields.Function(lambda row: row.source_list,
+                              metadata={"type": "array", "items": {"type": "string", "enum": list(RECORDERS)}})
     self_approvable = fields.Boolean()
     verifiable = fields.Boolean()
-    evidence = fields.String()
+    evidence = fields.String(metadata={"enum": list(EVIDENCE_KINDS)})
     source = fields.String()
 
 
@@ -106,7 +107,7 @@ class FactorSetSummaryOut(Schema):
     effective_from = fields.Date()
     effective_until = fields.Date(allow_none=True, metadata={
         "description": "Last day (inclusive) before a later published set takes over; null while none has"})
-    status = fields.String()
+    status = fields.String(metadata={"enum": ["draft", "published"]})
     published_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
     row_count = fields.Integer()
@@ -163,8 +164,8 @@ class ActionOut(Schema):
     credited_quantity = PlainDecimal(allow_none=True, metadata={"description": "null until approved"})
     unit = fields.String()
     occurred_at = fields.DateTime()
-    source = fields.String()
-    status = fields.String()
+    source = fields.String(metadata={"enum": list(SOURCES)})
+    status = fields.String(metadata={"enum": list(STATUSES)})
     appeal = fields.Boolean()
     reduction_g = fields.Integer()
     verified = fields.Boolean()

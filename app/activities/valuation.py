@@ -69,6 +69,13 @@ def value(quantity: Decimal, kgco2e_per_unit: Decimal, points_per_unit: Decimal,
     return Valuation(credited, credited_milli, reduction_g, base_points, binding, remaining)
 
 
+def cap_left(cap_milli: int | None, used_milli: int) -> Decimal | None:
+    """What a cap still allows (never below 0), or None for no cap."""
+    if cap_milli is None:
+        return None
+    return (Decimal(max(cap_milli - used_milli, 0)) / 1000).quantize(MILLI)
+
+
 def receipt(*, row, quantity: Decimal, valuation: Valuation, verified: bool, source: str,
             approver_id: str | None, approved_at: datetime, campaigns: list | None = None) -> dict:
     """The calculation receipt frozen on an approved action: every number and where it came from."""

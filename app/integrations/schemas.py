@@ -25,8 +25,8 @@ class IntegrationIn(StrictSchema):
 class IntegrationOut(Schema):
     id = fields.String(metadata={"description": "The key id, sent as X-Integration-Id"})
     name = fields.String()
-    kind = fields.String()
-    source = fields.String()
+    kind = fields.String(metadata={"enum": list(KINDS)})
+    source = fields.String(metadata={"enum": list(SOURCES)})
     active = fields.Boolean()
     created_by = fields.String(allow_none=True)
     created_at = fields.DateTime()

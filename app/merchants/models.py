@@ -42,3 +42,11 @@ class AnomalyFlag(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     merchant: Mapped[Merchant] = relationship(viewonly=True, lazy="joined")
+    # Closed by community staff with a note; open again when the household redeems there again that day.
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
+
+    @property
+    def state(self) -> str:
+        return "open" if self.resolved_at is None else "resolved"

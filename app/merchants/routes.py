@@ -7,9 +7,11 @@ from ..idempotency import idempotent
 from ..paging import decode_cursor, page
 from ..schemas import PageQuery
 from ..transaction import transactional
+from . import anomalies as anomalies_service
 from . import service
 from .schemas import (
-    AnomalyList, MerchantIn, MerchantList, MerchantOut, MerchantPatch, MerchantStaffIn,
+    AnomalyList, AnomalyOut, AnomalyQuery, MerchantIn, MerchantList, MerchantOut, MerchantPatch, MerchantStaffIn,
+    ResolveIn,
 )
 
 bp = Blueprint("merchants", __name__, description="Merchants, merchant staff and anomaly flags")
@@ -67,9 +69,20 @@ def add_staff(data, merchant_id):
 
 @bp.route("/merchant-anomalies", methods=["GET"])
 @require_auth("community_staff", "district_admin")
-@bp.arguments(PageQuery, location="query")
+@bp.arguments(AnomalyQuery, location="query")
 @bp.response(200, AnomalyList)
 def anomalies(query):
     """Households redeeming unusually often at one merchant in a day (my communities), newest first"""
-    rows = service.list_anomalies(current_user(), query["limit"], decode_cursor(query["cursor"]))
+    rows = service.list_anomalies(current_user(), query["limit"], decode_cursor(query["cursor"]), query["state"])
     return page(rows, query["limit"])
+
+
+@bp.route("/merchant-anomalies/<flag_id>/resolve", methods=["POST"])
+@require_auth("community_staff")
+@idempotent
+@bp.arguments(ResolveIn)
+@bp.response(200, AnomalyOut)
+@bp.alt_response(409, description="invalid_state: already resolved")
+def resolve_anomaly(data, flag_id):
+    """Close an anomaly flag of my communities with a note"""
+    return anomalies_service.resolve_flag(flag_id, current_user(), data["note"])

@@ -2,9 +2,10 @@
 from marshmallow import Schema, fields, validate, validates_schema, ValidationError
 
 from ..accounts.schemas import DISPLAY_NAME, PASSWORD, PHONE
-from ..schemas import StrictSchema, page_schema
+from ..schemas import PageQuery, StrictSchema, page_schema
 
-NAME = validate.And(validate.Length(1, 80), validate.Regexp(r"(?s).*\S.*", error="Must not be blank."))
+NOT_BLANK = validate.Regexp(r"(?s).*\S.*", error="Must not be blank.")
+NAME = validate.And(validate.Length(1, 80), NOT_BLANK)
 DAILY_LIMIT = validate.Range(1, 100_000)
 
 
@@ -85,6 +86,18 @@ class AnomalyOut(Schema):
     redemptions = fields.Integer()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+    state = fields.String(metadata={"enum": ["open", "resolved"]})
+    resolved_at = fields.DateTime(allow_none=True)
+    resolved_by = fields.String(allow_none=True, metadata={"description": "Id of the staff member who resolved it"})
+    note = fields.String(attribute="resolution_note", allow_none=True, metadata={"description": "The resolving staff member's note"})
 
 
 AnomalyList = page_schema(AnomalyOut, "AnomalyList")
+
+
+class AnomalyQuery(PageQuery):
+    state = fields.String(load_default=None, validate=validate.OneOf(["open", "resolved"]))
+
+
+class ResolveIn(StrictSchema):
+    note = fields.String(required=True, validate=[validate.Length(1, 500), NOT_BLANK])

@@ -12,6 +12,7 @@ from ..paging import page_rows
 from ..extensions import db
 from ..ledger import service as ledger
 from ..localtime import local_date
+from .anomalies import state_filter
 from .models import AnomalyFlag, Merchant
 
 
@@ -93,14 +94,16 @@ def flag_if_unusual(household_id: str, merchant: Merchant, count_today: int, now
                            day=day, redemptions=count_today, created_at=now, updated_at=now)
         db.session.add(flag)
     else:
+        if count_today > flag.redemptions and flag.resolved_at is not None:
+            flag.resolved_at = flag.resolved_by = None  # the burst went on after staff closed it: look again
         flag.redemptions, flag.updated_at = max(flag.redemptions, count_today), now
     db.session.flush()
     return flag
 
 
-def list_anomalies(user: User, limit: int, cursor) -> list[AnomalyFlag]:
-    """Flags of the caller's communities (all of them for a district admin), newest first."""
-    query = select(AnomalyFlag)
+def list_anomalies(user: User, limit: int, cursor, state: str | None = None) -> list[AnomalyFlag]:
+    """Flags of the caller's communities (all of them for a district admin), newest first; open or resolved."""
+    query = state_filter(select(AnomalyFlag), state)
     if user.role == "community_staff":
         query = query.where(AnomalyFlag.community_id.in_(user.community_ids))
     return page_rows(query, AnomalyFlag, limit, cursor)

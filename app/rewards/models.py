@@ -46,6 +46,7 @@ class RedemptionCode(db.Model):
     __tablename__ = "redemption_codes"
     __table_args__ = (
         Index("ix_redemption_codes_household_state", "household_id", "state", "expires_at"),
+        Index("ix_redemption_codes_household_created", "household_id", "created_at", "id"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -84,6 +85,7 @@ class Redemption(db.Model):
         Index("ix_redemptions_merchant_voided", "merchant_id", "voided_at"),
         Index("ix_redemptions_household_reward", "household_id", "reward_id", "status"),
         Index("ix_redemptions_household_merchant", "household_id", "merchant_id", "created_at"),
+        Index("ix_redemptions_household_created", "household_id", "created_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     code_id: Mapped[str] = mapped_column(ForeignKey("redemption_codes.id"), unique=True)
@@ -100,3 +102,5 @@ class Redemption(db.Model):
     voided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     void_reason: Mapped[str | None] = mapped_column(String(500))
     void_transfer_id: Mapped[str | None] = mapped_column(String(32))
+    reward: Mapped[Reward] = relationship(viewonly=True, lazy="joined")
+    merchant: Mapped[Merchant] = relationship(viewonly=True, lazy="joined")

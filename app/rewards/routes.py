@@ -11,7 +11,8 @@ from ..idempotency import idempotent
 from ..paging import decode_cursor, page
 from ..schemas import PageQuery
 from ..transaction import transactional
-from . import service, settlement as statements
+from . import history, service, settlement as statements
+from .history_schemas import CodeList, CodePreviewOut, CodeQuery, HouseholdRedemptionList, RedemptionHistoryQuery
 from .schemas import (
     CodeIn, CodeOut, RedeemIn, RedemptionList, RedemptionOut, RedemptionQuery, RewardIn, RewardList, RewardOut,
     RewardPatch, VoidIn,
@@ -20,10 +21,19 @@ from .schemas import (
 bp = Blueprint("rewards", __name__, description="Merchants, rewards, redemption codes and redemptions")
 
 DEFAULT_CODE_LIMIT = "30/minute"
+DEFAULT_PREVIEW_LIMIT = "60/minute"
 
 
 def _code_limit() -> str:
     return current_app.config.get("REDEMPTION_CODE_LIMIT") or DEFAULT_CODE_LIMIT
+
+
+def _preview_limit() -> str:
+    return current_app.config.get("CODE_PREVIEW_LIMIT") or DEFAULT_PREVIEW_LIMIT
+
+
+def _merchant_key() -> str:
+    return f"merchant:{current_user().merchant_id}"
 
 
 def _household_key() -> str:
@@ -178,3 +188,39 @@ def _csv(report: dict) -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="settlement-{report["month"]}.csv"'
     response.mimetype_params["charset"] = "utf-8"
     return response
+
+
+# ---------------------------------------------------------------- what residents and cashiers read
+
+
+@bp.route("/redemption-codes", methods=["GET"])
+@require_auth("resident")
+@bp.arguments(CodeQuery, location="query")
+@bp.response(200, CodeList)
+def list_codes(query):
+    """My household's redemption codes, newest first: live, used, expired or burned"""
+    rows = history.household_codes(current_user().household_id, query["limit"], decode_cursor(query["cursor"]),
+                                   query["status"])
+    reply = page(rows, query["limit"])
+    return {**reply, "items": history.code_items(reply["items"])}
+
+
+@bp.route("/redemptions", methods=["GET"])
+@require_auth("resident")
+@bp.arguments(RedemptionHistoryQuery, location="query")
+@bp.response(200, HouseholdRedemptionList)
+def household_redemptions(query):
+    """My household's redemptions at every merchant, newest first"""
+    rows = history.household_redemptions(current_user().household_id, query["limit"],
+                                         decode_cursor(query["cursor"]), query["status"])
+    return page(rows, query["limit"])
+
+
+@bp.route("/merchant/codes/<code>", methods=["GET"])
+@require_auth("merchant_staff")
+@limiter.limit(_preview_limit, key_func=_merchant_key, scope="code-preview")
+@bp.response(200, CodePreviewOut)
+@bp.alt_response(404, description="code_not_found: unknown, malformed or another merchant's code")
+def preview_code(code):
+    """What redeeming this code here would give, before redeeming: burns and reserves nothing"""
+    return history.preview_code(code, current_user().merchant_id)

@@ -90,6 +90,7 @@ class RedemptionOut(Schema):
     id = fields.String()
     status = fields.String(metadata={"enum": ["completed", "voided"]})
     reward_id = fields.String()
+    reward_name = fields.String(attribute="reward.name")
     quantity = fields.Integer()
     points = fields.Integer()
     created_at = fields.DateTime()
