@@ -63,8 +63,9 @@ def _feature_blueprints():
     from .integrations.routes import bp as integrations_bp
     from .merchants.routes import bp as merchants_bp
     from .rewards.routes import bp as rewards_bp
+    from .campaigns.routes import bp as campaigns_bp
 
-    return [activities_bp, rewards_bp, integrations_bp, merchants_bp]
+    return [activities_bp, rewards_bp, integrations_bp, merchants_bp, campaigns_bp]
 
 
 def _register_hooks(app: Flask) -> None:

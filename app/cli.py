@@ -165,3 +165,6 @@ def register_cli(app) -> None:
     from .integrations.cli import integrations_cli
 
     app.cli.add_command(integrations_cli)
+    from .campaigns.cli import campaigns_cli
+
+    app.cli.add_command(campaigns_cli)

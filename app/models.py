@@ -8,9 +8,11 @@ from .merchants.models import Merchant  # noqa: F401
 from .merchants.models import AnomalyFlag  # noqa: F401
 from .rewards.models import Redemption, RedemptionCode, Reward  # noqa: F401
 from .integrations.models import ImportRowError, Integration, IntegrationImport  # noqa: F401
+from .campaigns.models import Campaign, CampaignActionType, CampaignAward, CampaignCommunity, Checkin, CheckinCode  # noqa: F401
 from .accounts import service as _accounts
 
 _accounts.SCOPE_MODELS["merchant"] = Merchant
 
 from .merchants import demo as _merchant_demo  # noqa: E402,F401  registers the demo merchant seeder
 from .ledger import expiry as _ledger_expiry  # noqa: E402,F401  registers the expiry job
+from .campaigns import demo as _campaign_demo  # noqa: E402,F401  registers the demo campaign seeder

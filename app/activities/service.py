@@ -21,6 +21,7 @@ from ..columns import utcnow
 from ..errors import AppError, Conflict, InvalidState, NotFound, ValidationFailed, validation_error
 from ..extensions import db
 from ..ledger import service as ledger
+from ..campaigns import service as campaigns
 from .models import RECORDER_OF_SOURCE, SOURCES, Action, CapUsage, FactorRow, FactorSet
 from ..errors import flatten_messages
 from ..schemas import page_rows
@@ -570,9 +571,10 @@ def _approve(action: Action, *, approver_id: str | None, reviewed: bool, whole_o
         "source": action.source,
     }, ensure_ascii=False)
     db.session.flush()
-    if action.points:
-        ledger.award(action.household_id, action.points, kind="action", ref_type="action", ref_id=action.id,
+    if base_points:
+        ledger.award(action.household_id, base_points, kind="action", ref_type="action", ref_id=action.id,
                      actor_id=approver_id)
+    campaigns.apply_campaigns(action)  # campaign parts from their budgets: sets campaign_points, points, receipt
     return True
 
 
@@ -636,8 +638,9 @@ def reverse_action(action_id: str, staff: User, reason: str) -> Action:
         raise InvalidState(f"Only an approved action can be reversed; this one is {action.status}")
     ledger.lock_households([action.household_id])  # wallet before cap rows, as approvals do
     _release_caps(action)
-    if action.points:
-        ledger.take_back(action.household_id, action.points, kind="action_reversal", ref_type="action",
+    campaigns.reverse_campaign_parts(action, actor_id=staff.id, reason=reason.strip())  # back to their budgets
+    if action.base_points:
+        ledger.take_back(action.household_id, action.base_points, kind="action_reversal", ref_type="action",
                          ref_id=action.id, actor_id=staff.id, reason=reason.strip())
     action.status, action.reversal_reason = "reversed", reason.strip()
     action.reversed_by, action.reversed_at = staff.id, utcnow()
