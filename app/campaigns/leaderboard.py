@@ -68,6 +68,7 @@ def keys(campaign_id: str) -> tuple[str, str]:
 
 
 _clients: dict = {}
+_scripts: dict = {}
 
 
 def client():
@@ -80,6 +81,14 @@ def client():
 
         _clients[url] = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     return _clients[url]
+
+
+def _run(redis, source: str, keys_: tuple[str, str], args: list[str]):
+    """A Lua script by its SHA (EVALSHA, loaded once per client)."""
+    script = _scripts.get((id(redis), source))
+    if script is None:
+        script = _scripts[(id(redis), source)] = redis.register_script(source)
+    return script(keys=list(keys_), args=args)
 
 
 # ---------------------------------------------------------------- after commit
@@ -139,7 +148,7 @@ def rebuild(redis, campaign_id: str, upto: int | None = None) -> None:
     for household, points in _totals(campaign_id, 0, upto):
         if points > 0:
             args += [household, str(points)]
-    redis.eval(REBUILD, 2, *keys(campaign_id), *args)
+    _run(redis, REBUILD, keys(campaign_id), args)
 
 
 def sync(redis, campaign_id: str) -> None:
@@ -158,7 +167,7 @@ def sync(redis, campaign_id: str) -> None:
         for household, delta in _totals(campaign_id, held, target):
             if delta:
                 args += [household, str(delta)]
-        if redis.eval(APPLY, 2, board, seq_key, *args):
+        if _run(redis, APPLY, (board, seq_key), args):
             return
     rebuild(redis, campaign_id, target)  # others keep moving it: settle on the database's state
 

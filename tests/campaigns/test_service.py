@@ -437,3 +437,23 @@ def test_a_stale_or_ahead_redis_set_is_caught_up_or_rebuilt(make_campaign, make_
     expected = [(second.household_id, 20), (first.household_id, 10)]
     assert [(e.household_id, e.points) for e in behind.entries] == expected
     assert [(e.household_id, e.points) for e in ahead.entries] == expected
+
+
+def test_a_failing_redis_is_answered_from_sql(make_campaign, resident, earn, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisDown
+
+    class Down:
+        def get(self, *args, **kwargs):
+            raise RedisDown("down")
+
+        register_script = pipeline = get
+
+    campaign = make_campaign()
+    earn(resident, "0.2")
+    monkeypatch.setattr(leaderboard, "client", lambda: Down())
+
+    board = leaderboard.ranking(campaign.id, 5, resident.household_id)
+
+    assert board.source == "sql"
+    assert [(e.household_id, e.points) for e in board.entries] == [(resident.household_id, 10)]
+    assert (board.my_rank, board.my_points) == (1, 10)
