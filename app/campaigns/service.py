@@ -6,7 +6,8 @@ guarded ledger write refuses to take it below zero), and ending returns what is 
 
 Lock order, the same in every transaction, so that approvals, reversals, check-ins, integration
 batches, lifecycle changes and the close-ended command never wait on each other in a circle:
-1. the campaign row — only lifecycle changes lock it (edit, activate, end, close, new check-in code);
+1. the campaign row (FOR NO KEY UPDATE, so inserts referencing it never wait) — only lifecycle changes
+   lock it (edit, activate, end, close, new check-in code);
 2. household wallets and their issuance shards (`ledger.lock_households`), or for activation and
    end the campaign's issuance shard;
 3. cap usage rows (approvals and reversals, in activities);
@@ -93,10 +94,20 @@ def campaign_for(user: User, campaign_id: str, *, lock: bool = False) -> Campaig
 
     `lock` takes the row lock of a lifecycle change (step 1 of the lock order).
     """
-    campaign = db.session.get(Campaign, campaign_id, with_for_update=lock or None, populate_existing=lock)
+    campaign = _locked(campaign_id) if lock else db.session.get(Campaign, campaign_id)
     if campaign is None or not _may_see(user, campaign):
         raise NotFound("No such campaign in your communities")
     return campaign
+
+
+def _locked(campaign_id: str) -> Campaign | None:
+    """The campaign row locked for a lifecycle change (step 1 of the lock order), as committed now.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: inserting an award or a check-in takes a key-share lock on
+    the campaign row (its foreign key), and an approval holding a campaign account must not wait
+    for an `end` that waits for that account.
+    """
+    return db.session.get(Campaign, campaign_id, with_for_update={"key_share": True}, populate_existing=True)
 
 
 def _balances(campaign_ids: list[str]) -> dict[str, int]:
@@ -309,7 +320,7 @@ def close_ended(now: datetime | None = None) -> list[str]:
 
 def close_one(campaign_id: str) -> bool:
     """End one campaign whose end time has passed, if still active; False if someone did already."""
-    campaign = db.session.get(Campaign, campaign_id, with_for_update=True, populate_existing=True)
+    campaign = _locked(campaign_id)
     return campaign is not None and _close_if_over(campaign)
 
 
@@ -568,7 +579,7 @@ def check_in(user: User, raw_code: str):
     if campaign is None or household is None or household.community_id not in campaign.community_ids:
         raise CodeNotFound()
     if campaign.status == "active" and campaign.ends_at <= utcnow():
-        locked = db.session.get(Campaign, campaign.id, with_for_update=True, populate_existing=True)
+        locked = _locked(campaign.id)
         if _close_if_over(locked):  # steps 1, 2, 4 before any wallet lock
             return None, CampaignNotActive("The campaign has ended")
     ledger.lock_households([household.id])
