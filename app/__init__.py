@@ -63,10 +63,11 @@ def _register_features(app: Flask) -> None:
     from .ledger import expiry, routes as ledger_routes
     from .merchants import models as merchants_models, routes as merchants_routes
     from .rewards import demo as rewards_demo, routes as rewards_routes
+    from .campaigns import cli as campaigns_cli, demo as campaigns_demo, leaderboard, routes as campaigns_routes
 
     api.register_blueprint(health.bp)
     for blueprint in (accounts_routes.bp, ledger_routes.bp, activities_routes.bp, rewards_routes.bp,
-                      integrations_routes.bp, merchants_routes.bp):
+                      integrations_routes.bp, merchants_routes.bp, campaigns_routes.bp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
 
     # Staff scopes: POST /admin/staff checks `merchant_id` / `park_id` against these.
@@ -75,6 +76,7 @@ def _register_features(app: Flask) -> None:
     jobs.register_handlers(app, {
         "integrations.import": (integrations_jobs.run_import, "chunked"),
         "ledger.expire_points": (expiry.expire_points_job, "chunked"),
+        leaderboard.JOB: leaderboard.sync_job,
     })
 
     # seed-demo runs these in this order: factors first, as later seeders value actions with them.
@@ -82,9 +84,11 @@ def _register_features(app: Flask) -> None:
         ("factors and demo actions", activities_demo.seed_factors_and_actions),
         ("merchants", rewards_demo.seed_demo_merchant),
         ("integrations", integrations_demo.seed_demo_integration),
+        ("campaigns", campaigns_demo.seed_demo_campaign),
     ])
 
-    for command in (*cli.COMMANDS, activities_cli.factors_cli, integrations_cli.integrations_cli):
+    for command in (*cli.COMMANDS, activities_cli.factors_cli, integrations_cli.integrations_cli,
+                    campaigns_cli.campaigns_cli):
         app.cli.add_command(command)
 
 

@@ -7,3 +7,4 @@ from .activities.models import Action, CapUsage, FactorRow, FactorSet  # noqa: F
 from .merchants.models import AnomalyFlag, Merchant  # noqa: F401
 from .rewards.models import Redemption, RedemptionCode, Reward  # noqa: F401
 from .integrations.models import ImportRowError, Integration, IntegrationImport  # noqa: F401
+from .campaigns.models import Campaign, CampaignActionType, CampaignAward, CampaignCommunity, Checkin, CheckinCode  # noqa: F401

@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 
 from ..accounts.models import User
+from ..campaigns import service as campaigns
 from ..columns import utcnow
 from ..dialect import insert_ignoring_conflicts
 from ..errors import AppError, Conflict, InvalidState, NotFound
@@ -81,6 +82,8 @@ def _credit(action: Action, row: FactorRow, periods: list[CapPeriod], used: dict
     if action.base_points:
         ledger.award(action.household_id, action.base_points, kind=EntryKind.ACTION, ref_type="action",
                      ref_id=action.id, actor_id=approver_id)
+    # Campaign parts, paid from their budgets: they set campaign_points, points and the receipt's campaigns.
+    campaigns.apply_campaigns(action)
 
 
 def valuation_row(action: Action) -> FactorRow:
@@ -190,8 +193,9 @@ def reverse_action(action_id: str, staff: User, reason: str) -> Action:
         raise InvalidState(f"Only an approved action can be reversed; this one is {action.status}")
     ledger.lock_households([action.household_id])  # wallet before cap rows, as approvals do
     _release_caps(action)
-    if action.points:
-        ledger.take_back(action.household_id, action.points, kind=EntryKind.ACTION_REVERSAL, ref_type="action",
+    campaigns.reverse_campaign_parts(action, actor_id=staff.id, reason=reason.strip())  # back to their budgets
+    if action.base_points:
+        ledger.take_back(action.household_id, action.base_points, kind=EntryKind.ACTION_REVERSAL, ref_type="action",
                          ref_id=action.id, actor_id=staff.id, reason=reason.strip())
     action.status, action.reversal_reason = "reversed", reason.strip()
     action.reversed_by, action.reversed_at = staff.id, utcnow()

@@ -25,6 +25,7 @@ from ..activities import service as activities
 from ..activities.factors import resolve_factor
 from ..localtime import local_date
 from ..activities.models import Action
+from ..campaigns import service as campaigns
 from ..columns import utcnow
 from ..errors import (
     AppError, InvalidState, NotFound, Unauthenticated, ValidationFailed, flatten_messages, validation_error,
@@ -125,6 +126,8 @@ def ingest_records(integration: Integration, records: list) -> list[dict]:
     parsed = [_parse_record(raw) for raw in records]
     households = _households_by_card({data["household_card"] for _, data, _ in parsed if data})
     ledger.lock_households(h.id for h in households.values())
+    campaigns.lock_for_households(h.id for h in households.values())  # then campaign accounts, in one order
+    campaigns.lock_for_households(h.id for h in households.values())  # then campaign accounts, in one order
     received = _received_external_ids(integration.id, {data["external_id"] for _, data, _ in parsed if data})
 
     results: list[dict | None] = [None] * len(parsed)

@@ -1,0 +1,1 @@
+"""Campaigns: staff-run, budget-funded multipliers and bonuses, event check-ins and leaderboards."""
