@@ -64,19 +64,24 @@ def _register_features(app: Flask) -> None:
     from .merchants import models as merchants_models, routes as merchants_routes
     from .rewards import demo as rewards_demo, routes as rewards_routes
     from .campaigns import cli as campaigns_cli, demo as campaigns_demo, leaderboard, routes as campaigns_routes
+    from .district import cli as district_cli, demo as district_demo, exports, models as district_models
+    from .district import routes as district_routes
 
     api.register_blueprint(health.bp)
     for blueprint in (accounts_routes.bp, ledger_routes.bp, activities_routes.bp, rewards_routes.bp,
-                      integrations_routes.bp, merchants_routes.bp, campaigns_routes.bp):
+                      integrations_routes.bp, merchants_routes.bp, campaigns_routes.bp,
+                      district_routes.bp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
 
     # Staff scopes: POST /admin/staff checks `merchant_id` / `park_id` against these.
-    accounts_service.register_scope_models(app, {"merchant": merchants_models.Merchant})
+    accounts_service.register_scope_models(app, {"merchant": merchants_models.Merchant,
+                                                 "park": district_models.Park})
 
     jobs.register_handlers(app, {
         "integrations.import": (integrations_jobs.run_import, "chunked"),
         "ledger.expire_points": (expiry.expire_points_job, "chunked"),
         leaderboard.JOB: leaderboard.sync_job,
+        exports.JOB: exports.build_export_job,
     })
 
     # seed-demo runs these in this order: factors first, as later seeders value actions with them.
@@ -85,10 +90,11 @@ def _register_features(app: Flask) -> None:
         ("merchants", rewards_demo.seed_demo_merchant),
         ("integrations", integrations_demo.seed_demo_integration),
         ("campaigns", campaigns_demo.seed_demo_campaign),
+        ("district", district_demo.seed_demo_district),
     ])
 
     for command in (*cli.COMMANDS, activities_cli.factors_cli, integrations_cli.integrations_cli,
-                    campaigns_cli.campaigns_cli):
+                    campaigns_cli.campaigns_cli, district_cli.exports_cli, district_cli.district_cli):
         app.cli.add_command(command)
 
 

@@ -16,6 +16,11 @@ def today() -> date:
     return local_date(utcnow())
 
 
+def day_start(day: date) -> datetime:
+    """00:00 Asia/Shanghai of `day`, as an aware datetime."""
+    return datetime.combine(day, time(), tzinfo=SHANGHAI)
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """[start, end) of an Asia/Shanghai calendar day, as aware datetimes."""
     start = datetime.combine(day, time(), tzinfo=SHANGHAI)

@@ -7,4 +7,7 @@ from .activities.models import Action, CapUsage, FactorRow, FactorSet  # noqa: F
 from .merchants.models import AnomalyFlag, Merchant  # noqa: F401
 from .rewards.models import Redemption, RedemptionCode, Reward  # noqa: F401
 from .integrations.models import ImportRowError, Integration, IntegrationImport  # noqa: F401
-from .campaigns.models import Campaign, CampaignActionType, CampaignAward, CampaignCommunity, Checkin, CheckinCode  # noqa: F401
+from .district.models import (  # noqa: F401
+    BatchAction, BatchDeduction, DailyRollup, Export, HouseholdMonth, Park, ParkInventory, ParkTransfer,
+    ReductionBatch, RetiredRange, Retirement, SerialCounter,
+)

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from ..accounts.models import User
 from ..campaigns import service as campaigns
+from ..district import rollups
 from ..columns import utcnow
 from ..dialect import insert_ignoring_conflicts
 from ..errors import AppError, Conflict, InvalidState, NotFound
@@ -84,6 +85,7 @@ def _credit(action: Action, row: FactorRow, periods: list[CapPeriod], used: dict
                      ref_id=action.id, actor_id=approver_id)
     # Campaign parts, paid from their budgets: they set campaign_points, points and the receipt's campaigns.
     campaigns.apply_campaigns(action)
+    rollups.record_approved(action)  # district rollups, written once just before the commit
 
 
 def valuation_row(action: Action) -> FactorRow:
@@ -200,6 +202,7 @@ def reverse_action(action_id: str, staff: User, reason: str) -> Action:
     action.status, action.reversal_reason = "reversed", reason.strip()
     action.reversed_by, action.reversed_at = staff.id, utcnow()
     db.session.flush()
+    rollups.record_reversed(action)
     return action
 
 

@@ -1,0 +1,1 @@
+"""District reporting and park offsets: rollups, exports, reduction batches, parks, liability."""

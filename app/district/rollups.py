@@ -1,0 +1,142 @@
+"""Daily rollups and household-month presence, kept current with every approval and reversal.
+
+`record_approved(action)` / `record_reversed(action)` are called by the activities service in the
+transaction that approves or reverses. They only note the action; just before that transaction
+commits, the notes are added up per rollup key and written with one upsert per table, keys in sorted
+order. So the hot path costs no statement, and every writer locks rollup rows last, in one global
+order, and only for the instant before its commit: rollup rows can neither deadlock nor serialise
+approvals. A note made inside a savepoint that is rolled back is dropped with it.
+"""
+from collections import defaultdict
+
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
+
+from ..dialect import dialect_insert
+from ..extensions import db
+from ..localtime import local_date
+from .models import DailyRollup, HouseholdMonth
+
+_NOTES = "district_rollup_notes"
+
+
+def record_approved(action) -> None:
+    """Count an approved action into the rollups when its transaction commits. Does not commit."""
+    _note(action, +1)
+
+
+def record_reversed(action) -> None:
+    """Take a reversed action out of the rollups, and off the next batch if it was batched. Does not commit."""
+    from .batches import deduct_reversal
+
+    _note(action, -1)
+    deduct_reversal(action)
+
+
+def _note(action, sign: int) -> None:
+    session = db.session()
+    chain = []
+    transaction = session.get_nested_transaction()
+    while transaction is not None and transaction.nested:
+        chain.append(transaction)
+        transaction = transaction.parent
+    session.info.setdefault(_NOTES, []).append((tuple(chain), action, sign))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session, previous_transaction):
+    notes = session.info.get(_NOTES)
+    if not notes:
+        return
+    if previous_transaction.parent is None:
+        session.info.pop(_NOTES, None)
+    else:
+        session.info[_NOTES] = [n for n in notes if previous_transaction not in n[0]]
+
+
+@event.listens_for(Session, "after_commit")
+def _forget(session):
+    session.info.pop(_NOTES, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_notes(session):
+    notes = session.info.pop(_NOTES, None)
+    if not notes:
+        return
+    session.flush()  # the actions' final values, and their row locks, before any rollup lock
+    days, months = _deltas(notes)
+    if days:
+        _upsert(session, DailyRollup, ("day", "community_id", "action_type", "variant", "factor_set"),
+                ("actions", "reduction_g", "verified_reduction_g", "points"),
+                [{**dict(zip(("day", "community_id", "action_type", "variant", "factor_set"), key)),
+                  "month": key[0].strftime("%Y-%m"), **dict(zip(("actions", "reduction_g",
+                                                                "verified_reduction_g", "points"), value))}
+                 for key, value in sorted(days.items()) if any(value)])
+    if months:
+        _upsert(session, HouseholdMonth, ("month", "community_id", "action_type", "household_id"), ("actions",),
+                [{**dict(zip(("month", "community_id", "action_type", "household_id"), key)), "actions": count}
+                 for key, count in sorted(months.items()) if count])
+
+
+def _deltas(notes):
+    days = defaultdict(lambda: [0, 0, 0, 0])
+    months = defaultdict(int)
+    for _, action, sign in notes:
+        day = local_date(action.occurred_at)
+        key = (day, action.community_id, action.action_type, action.variant or "", action.factor.factor_set.code)
+        delta = days[key]
+        delta[0] += sign
+        delta[1] += sign * action.reduction_g
+        delta[2] += sign * (action.reduction_g if action.verified else 0)
+        delta[3] += sign * action.points
+        months[(day.strftime("%Y-%m"), action.community_id, action.action_type, action.household_id)] += sign
+    return days, months
+
+
+def _upsert(session, model, keys, sums, rows) -> None:
+    if not rows:
+        return
+    statement = dialect_insert(model).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: getattr(model, name) + getattr(statement.excluded, name) for name in sums},
+    )
+    session.execute(statement)
+
+
+# ---------------------------------------------------------------- rebuild
+
+
+def rebuild() -> tuple[int, int]:
+    """Recompute both rollups from the approved actions (set-based). Does not commit.
+
+    For recovery and for data loaded around the service; the day is the Asia/Shanghai date
+    (UTC+8, no daylight saving since 1991).
+    """
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        day = "(a.occurred_at + interval '8 hours')::date"
+        month = "to_char(a.occurred_at + interval '8 hours', 'YYYY-MM')"
+    else:
+        day = "date(a.occurred_at, '+8 hours')"
+        month = "strftime('%Y-%m', a.occurred_at, '+8 hours')"
+    db.session.execute(text("DELETE FROM district_daily_rollups"))
+    db.session.execute(text("DELETE FROM district_household_months"))
+    db.session.execute(text(f"""
+        INSERT INTO district_daily_rollups (day, community_id, action_type, variant, factor_set, month,
+                                            actions, reduction_g, verified_reduction_g, points)
+        SELECT {day}, a.community_id, a.action_type, COALESCE(a.variant, ''), fs.code, {month},
+               COUNT(*), SUM(a.reduction_g), SUM(CASE WHEN a.verified THEN a.reduction_g ELSE 0 END), SUM(a.points)
+        FROM actions a JOIN factor_rows fr ON fr.id = a.factor_id JOIN factor_sets fs ON fs.id = fr.factor_set_id
+        WHERE a.status = 'approved'
+        GROUP BY {day}, a.community_id, a.action_type, COALESCE(a.variant, ''), fs.code, {month}
+    """))
+    db.session.execute(text(f"""
+        INSERT INTO district_household_months (month, community_id, action_type, household_id, actions)
+        SELECT {month}, a.community_id, a.action_type, a.household_id, COUNT(*)
+        FROM actions a WHERE a.status = 'approved'
+        GROUP BY {month}, a.community_id, a.action_type, a.household_id
+    """))
+    counts = [db.session.scalar(select(db.func.count()).select_from(m)) for m in (DailyRollup, HouseholdMonth)]
+    return counts[0], counts[1]
