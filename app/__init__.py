@@ -18,6 +18,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     check_production(app.config)
+    from .json_body import BodyJSONProvider
+
+    app.json = BodyJSONProvider(app)  # request bodies parse in one place, hostile ones are 400
     app.json.sort_keys = False
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
 

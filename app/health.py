@@ -1,10 +1,9 @@
 """GET /healthz: is the database reachable, and Redis when configured."""
 from flask import current_app
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
-from .extensions import db
+from .extensions import Blueprint, db
 
 bp = Blueprint("health", __name__, description="Liveness of the service and its backing stores")
 

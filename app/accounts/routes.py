@@ -1,10 +1,9 @@
 """Accounts: communities, registration, login, tokens, staff."""
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
-from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth
-from ..extensions import limiter
+from ..extensions import Blueprint, limiter
 from ..idempotency import idempotent
 from ..schemas import NoBody
 from ..transaction import transactional

@@ -2,8 +2,8 @@
 import functools
 
 from flask import g, request
-from flask_smorest import Blueprint
 
+from ..extensions import Blueprint
 from ..auth import current_user, require_auth, verify_signature
 from ..idempotency import idempotent
 from ..paging import page

@@ -1,10 +1,9 @@
 """Rewards, redemption codes, redemptions and merchants' settlement statements."""
 from flask import Response, current_app, request
-from flask_smorest import Blueprint
 
 from ..auth import current_user, require_auth
 from .. import qr
-from ..extensions import limiter
+from ..extensions import Blueprint, limiter
 from ..localtime import current_month
 from ..merchants.schemas import SettlementOut, SettlementQuery
 from ..idempotency import idempotent
