@@ -5,7 +5,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .config import check_production, load_config
+from .config import load_config, settle_limit_storage, settle_secrets
 from .extensions import api, db, limiter, migrate
 
 API_PREFIX = "/api/v1"
@@ -17,7 +17,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(load_config())
     if overrides:
         app.config.update(overrides)
-    check_production(app.config)
+    settle_secrets(app.config)
+    settle_limit_storage(app.config)
     from .json_body import BodyJSONProvider
 
     app.json = BodyJSONProvider(app)  # request bodies parse in one place, hostile ones are 400
@@ -27,6 +28,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     _prepare_sqlite(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True, render_as_batch=True)
+    from . import ratelimit  # noqa: F401  registers the sjc+database:// limiter storage
+
     limiter.init_app(app)
     from .i18n import init_app as init_i18n
 

@@ -1,15 +1,19 @@
 """Settings read from environment variables.
 
 One Config; tests and scripts pass overrides to `create_app` instead of
-subclassing. Production (`APP_ENV=production`) refuses to start with a
-missing or default secret.
+subclassing. The safe behaviour is the default: only an explicit
+`APP_ENV=development`, `demo` or `test` may run on the built-in secrets;
+any other setting, or none, refuses to start without real ones.
 """
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
+DEVELOPMENT_ENVS = ("development", "demo", "test")
+MIN_SECRET_LENGTH = 32
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 
 
@@ -49,22 +53,28 @@ def _database_url() -> str:
     return url
 
 
+def is_in_memory(database_url: str) -> bool:
+    """An SQLite database that lives and dies with the process."""
+    return database_url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in database_url
+
+
 def load_config() -> dict:
-    """Read every setting from the environment."""
-    env = os.environ.get("APP_ENV", "development").strip().lower()
+    """Read every setting from the environment; secrets are settled by `settle_secrets`."""
+    env = (os.environ.get("APP_ENV") or "production").strip().lower()
     redis_url = os.environ.get("REDIS_URL") or None
+    database_url = _database_url()
     return {
         "APP_ENV": env,
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or DEV_SECRET,
-        "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY") or DEV_JWT_SECRET,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
+        "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY") or None,
         "JWT_ACCESS_TTL": timedelta(seconds=_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)),
         "JWT_REFRESH_TTL": timedelta(seconds=_int("JWT_REFRESH_TTL_SECONDS", 30 * 24 * 3600)),
-        "SQLALCHEMY_DATABASE_URI": _database_url(),
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url,
         "JOBS_INLINE": _bool("JOBS_INLINE", redis_url is None),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
-        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_STORAGE_URI": redis_url,  # None: settle_limit_storage picks the database
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "sjc"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
@@ -91,13 +101,36 @@ def load_config() -> dict:
     }
 
 
-def check_production(config: dict) -> None:
-    """Refuse to run production on a missing or default secret."""
-    if config.get("APP_ENV") != "production":
-        return
-    for name, default in (("SECRET_KEY", DEV_SECRET), ("JWT_SECRET_KEY", DEV_JWT_SECRET)):
+def settle_limit_storage(config: dict) -> None:
+    """Rate-limit counters that every worker shares: Redis when configured, else the database.
+
+    Only a database that lives in this one process may count in its memory.
+    """
+    if not config.get("RATELIMIT_STORAGE_URI"):
+        in_memory = is_in_memory(config.get("SQLALCHEMY_DATABASE_URI", ""))
+        config["RATELIMIT_STORAGE_URI"] = "memory://" if in_memory else "sjc+database://"
+
+
+def settle_secrets(config: dict) -> None:
+    """Fill in or refuse SECRET_KEY and JWT_SECRET_KEY, in place.
+
+    APP_ENV development, demo or test: the built-in values where none is set.
+    Anything else (production, staging, or APP_ENV unset): a random value of at
+    least 32 characters, other than a built-in one, else ConfigError — except on
+    an in-memory database, where nothing outlives the process and a random
+    secret made for this process alone signs what it serves.
+    """
+    env = config.get("APP_ENV")
+    for name, builtin in (("SECRET_KEY", DEV_SECRET), ("JWT_SECRET_KEY", DEV_JWT_SECRET)):
         value = config.get(name)
-        if not value or value == default or len(value) < 32:
+        if env in DEVELOPMENT_ENVS:
+            config[name] = value or builtin
+        elif value and value != builtin and len(value) >= MIN_SECRET_LENGTH:
+            continue
+        elif not value and is_in_memory(config.get("SQLALCHEMY_DATABASE_URI", "")):
+            config[name] = secrets.token_urlsafe(48)
+        else:
             raise ConfigError(
-                f"{name} must be set to a random value of at least 32 characters in production"
+                f"{name} must be set to a random value of at least {MIN_SECRET_LENGTH} characters "
+                f"(APP_ENV is {env!r}; only APP_ENV=development, demo or test may use the built-in secrets)"
             )

@@ -19,6 +19,8 @@ log=$(mktemp)
 .venv/bin/python -m pip install -q --upgrade pip >"$log" 2>&1 || true
 .venv/bin/python -m pip install -q -e . >"$log" 2>&1 || { cat "$log"; exit 1; }
 unset REDIS_URL
+# Demo data and the built-in development secrets: never a production setting (see README, Production).
+export APP_ENV=demo
 # The demo always runs on its own SQLite file, whatever DATABASE_URL says, so --reset can only ever
 # delete that file.
 demo_db="$PWD/instance/demo.db"

@@ -34,7 +34,7 @@ EXPORTS = [
 def _app(url: str, export_dir: str):
     from app import create_app
 
-    return create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None, "JOBS_INLINE": True,
+    return create_app({"APP_ENV": "development", "SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None, "JOBS_INLINE": True,
                        "EXPORT_DIR": export_dir, "LOG_LEVEL": "WARNING"})
 
 

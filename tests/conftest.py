@@ -16,6 +16,9 @@ from sqlalchemy import text
 from app import create_app
 from app.extensions import db, limiter
 
+# Only an explicit development, demo or test setting may run on the built-in secrets (app/config.py);
+# processes the tests start (gunicorn, flask, rq) inherit this.
+os.environ["APP_ENV"] = "test"
 ON_CI = os.environ.get("CI", "").lower() == "true"
 _TMP = Path(tempfile.mkdtemp(prefix="sjc-tests-"))
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_TMP / 'test.db'}"

@@ -1,8 +1,13 @@
-"""Settings from the environment; production refuses weak secrets."""
+"""Settings from the environment; anything but an explicit development setting refuses weak secrets."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from app import create_app
-from app.config import DEV_JWT_SECRET, DEV_SECRET, ConfigError, load_config
+from app.config import DEV_JWT_SECRET, DEV_SECRET, ConfigError, load_config, settle_limit_storage
 from app.extensions import db
 from tests import conftest
 
@@ -64,14 +69,63 @@ def test_production_starts_with_strong_secrets(production):
             db.engine.dispose()
 
 
-def test_development_starts_with_the_default_secrets(monkeypatch):
-    for name in ("APP_ENV", "SECRET_KEY", "JWT_SECRET_KEY"):
+@pytest.mark.parametrize("env", ["development", "demo", "test"])
+def test_an_explicit_development_setting_starts_with_the_built_in_secrets(monkeypatch, env):
+    monkeypatch.setenv("APP_ENV", env)
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
 
-    config = load_config()
+    application = create_app(conftest.test_config())
 
-    assert config["APP_ENV"] == "development"
-    assert config["SECRET_KEY"] == DEV_SECRET
+    assert application.config["SECRET_KEY"] == DEV_SECRET
+    assert application.config["JWT_SECRET_KEY"] == DEV_JWT_SECRET
+
+
+@pytest.mark.parametrize("env", [None, "", "staging", "prod"])
+def test_without_an_explicit_development_setting_built_in_secrets_refuse_to_start(monkeypatch, env):
+    if env is None:
+        monkeypatch.delenv("APP_ENV", raising=False)
+    else:
+        monkeypatch.setenv("APP_ENV", env)
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+    with pytest.raises(ConfigError, match="SECRET_KEY must be set .*only APP_ENV=development, demo or test"):
+        create_app(conftest.test_config())
+
+
+def test_an_unset_app_env_means_production(monkeypatch):
+    monkeypatch.delenv("APP_ENV", raising=False)
+
+    assert load_config()["APP_ENV"] == "production"
+
+
+def test_an_in_memory_database_without_secrets_gets_random_ones_never_the_built_in(monkeypatch):
+    monkeypatch.delenv("APP_ENV", raising=False)
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+    first = create_app({**conftest.test_config(), "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    second = create_app({**conftest.test_config(), "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+    assert first.config["SECRET_KEY"] not in (DEV_SECRET, second.config["SECRET_KEY"])
+    assert first.config["JWT_SECRET_KEY"] not in (DEV_JWT_SECRET, second.config["JWT_SECRET_KEY"])
+    assert len(first.config["JWT_SECRET_KEY"]) >= 32
+
+
+def test_the_procfile_web_process_refuses_to_start_without_secrets(tmp_path):
+    """A platform deploy from the Procfile (no APP_ENV, no secrets) stops with a clear message."""
+    root = Path(__file__).resolve().parent.parent
+    web = next(line for line in (root / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    assert "APP_ENV" not in web
+    env = {k: v for k, v in os.environ.items() if k not in ("APP_ENV", "SECRET_KEY", "JWT_SECRET_KEY")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'prod.db'}"
+
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", "127.0.0.1:0",
+                             "app:create_app()"], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set to a random value of at least 32 characters" in result.stderr
 
 
 def test_database_url_is_normalised_to_psycopg(monkeypatch):
@@ -127,4 +181,15 @@ def test_without_redis_jobs_run_inline(monkeypatch):
     config = load_config()
 
     assert config["JOBS_INLINE"] is True
+    settle_limit_storage(config)
+    assert config["RATELIMIT_STORAGE_URI"] == "sjc+database://"  # shared by every worker (app/ratelimit.py)
+
+
+def test_only_a_database_that_lives_in_one_process_counts_limits_in_memory(monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+    config = load_config()
+
+    settle_limit_storage(config)
+
     assert config["RATELIMIT_STORAGE_URI"] == "memory://"
