@@ -127,7 +127,6 @@ def ingest_records(integration: Integration, records: list) -> list[dict]:
     households = _households_by_card({data["household_card"] for _, data, _ in parsed if data})
     ledger.lock_households(h.id for h in households.values())
     campaigns.lock_for_households(h.id for h in households.values())  # then campaign accounts, in one order
-    campaigns.lock_for_households(h.id for h in households.values())  # then campaign accounts, in one order
     received = _received_external_ids(integration.id, {data["external_id"] for _, data, _ in parsed if data})
 
     results: list[dict | None] = [None] * len(parsed)
