@@ -4,14 +4,23 @@ Without `REDIS_URL` the limiter counts here (`RATELIMIT_STORAGE_URI =
 "sjc+database://"`), so a limit of 10 is 10 however many gunicorn workers
 serve the API; with Redis it counts in Redis. Fixed windows only: one row per
 key, its hits and the end of its window. Each hit is one statement of its own,
-committed at once on a pooled connection, outside the request's transaction
-(a refused request still counts).
+committed at once on a connection of its own, outside the request's
+transaction (a refused request still counts).
+
+On PostgreSQL the table is in the app's database. SQLite locks a whole file,
+and a request whose transaction already holds the write lock when its limit
+is checked (a limit keyed on the caller loads the caller first) would wait on
+itself; so on SQLite the counters live in a file of their own beside the
+database, `<database file>-limits`, created on first use and shared by every
+process on the host as the database is.
 """
 import hashlib
 import time
 
 from limits.storage import Storage
-from sqlalchemy import BigInteger, Integer, String, text
+from flask import current_app
+from sqlalchemy import BigInteger, Integer, String, create_engine, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -42,6 +51,25 @@ _INCR = text(
 )
 
 
+_SQLITE_ENGINES: dict[str, Engine] = {}
+
+
+def counter_engine() -> Engine:
+    """Where the counters of the current app live (see the module's docstring)."""
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    if not url.startswith("sqlite:///"):
+        return db.engine
+    engine = _SQLITE_ENGINES.get(url)
+    if engine is None:
+        path, _, query = url[len("sqlite:///"):].partition("?")
+        engine = create_engine(f"sqlite:///{path}-limits" + (f"?{query}" if query else ""),
+                               connect_args={"timeout": 30, "check_same_thread": False})
+        with engine.begin() as conn:
+            RateLimitCounter.__table__.create(conn, checkfirst=True)
+        _SQLITE_ENGINES[url] = engine
+    return engine
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -67,7 +95,7 @@ class DatabaseStorage(Storage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = _now_ms()
-        with db.engine.connect() as conn:
+        with counter_engine().connect() as conn:
             hits = conn.execute(_INCR, {"key": _stored_key(key), "amount": amount, "now": now,
                                         "ends": now + int(expiry * 1000)}).scalar_one()
             self._hits += 1
@@ -77,7 +105,7 @@ class DatabaseStorage(Storage):
         return hits
 
     def get(self, key: str) -> int:
-        with db.engine.connect() as conn:
+        with counter_engine().connect() as conn:
             hits = conn.execute(
                 text("SELECT hits FROM rate_limit_counters WHERE key = :key AND window_ends_ms > :now"),
                 {"key": _stored_key(key), "now": _now_ms()},
@@ -85,26 +113,26 @@ class DatabaseStorage(Storage):
         return hits or 0
 
     def get_expiry(self, key: str) -> float:
-        with db.engine.connect() as conn:
+        with counter_engine().connect() as conn:
             ends = conn.execute(text("SELECT window_ends_ms FROM rate_limit_counters WHERE key = :key"),
                                 {"key": _stored_key(key)}).scalar()
         return ends / 1000 if ends and ends > _now_ms() else time.time()
 
     def check(self) -> bool:
         try:
-            with db.engine.connect() as conn:
+            with counter_engine().connect() as conn:
                 conn.execute(text("SELECT 1 FROM rate_limit_counters WHERE 1 = 0"))
             return True
         except SQLAlchemyError:
             return False
 
     def reset(self) -> int | None:
-        with db.engine.connect() as conn:
+        with counter_engine().connect() as conn:
             deleted = conn.execute(text("DELETE FROM rate_limit_counters")).rowcount
             conn.commit()
         return deleted
 
     def clear(self, key: str) -> None:
-        with db.engine.connect() as conn:
+        with counter_engine().connect() as conn:
             conn.execute(text("DELETE FROM rate_limit_counters WHERE key = :key"), {"key": _stored_key(key)})
             conn.commit()

@@ -24,9 +24,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _post(url: str, body: dict) -> int:
+def _post(url: str, body: dict, headers: dict | None = None) -> int:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status
@@ -86,3 +86,16 @@ def test_registrations_for_one_phone_stop_at_the_limit_across_workers(gunicorn):
                 for _ in range(14)]  # invalid bodies (no community): each still counts
 
     assert 429 not in statuses[:10] and statuses[10:] == [429] * 4, statuses  # REGISTER_PHONE_LIMIT: 10/hour
+
+
+@pytest.mark.committing
+def test_a_limit_keyed_on_the_caller_answers_at_once(gunicorn, make_resident):
+    """The caller is loaded (on SQLite: the write lock taken) before such a limit counts: no wait, no 409."""
+    resident = make_resident()
+    db.session.remove()
+    started = time.monotonic()
+
+    status = _post(f"{gunicorn}/redemption-codes", {"reward_id": "0" * 32}, resident.headers)
+
+    assert status == 404  # no such reward: the limit counted and let it through
+    assert time.monotonic() - started < 5

@@ -214,22 +214,19 @@ class SummaryQuery(_Period):
     pass
 
 
-class SummaryItemOut(Schema):
-    month = fields.String()
-    action_type = fields.String()
-    actions = fields.Integer()
-    households = fields.Integer()
-    reduction_g = fields.Integer()
-    verified_reduction_g = fields.Integer()
-    points = fields.Integer()
-
-
 class SummaryTotalsOut(Schema):
     actions = fields.Integer()
     households = fields.Integer()
     reduction_g = fields.Integer()
     verified_reduction_g = fields.Integer()
     points = fields.Integer()
+
+
+class SummaryItemOut(SummaryTotalsOut):
+    """The totals of one month and action type."""
+
+    month = fields.String()
+    action_type = fields.String()
 
 
 class SummaryOut(Schema):
