@@ -7,6 +7,7 @@ from sqlalchemy.engine import Engine
 
 from .config import check_production, load_config
 from .extensions import api, db, limiter, migrate
+from .keyring import check_data_keys
 
 API_PREFIX = "/api/v1"
 
@@ -18,6 +19,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     check_production(app.config)
+    check_data_keys(app.config)
     from .json_body import BodyJSONProvider
 
     app.json = BodyJSONProvider(app)  # request bodies parse in one place, hostile ones are 400
