@@ -56,19 +56,44 @@ def _keystream(code_id):
     return int.from_bytes(mac.digest(), 'big') % 10**CODE_DIGITS
 
 
-def _in_chunks(table, pending, convert, target):
-    """Fill `target` from each row where it is NULL, CHUNK rows per statement pair."""
+def _sqlite():
+    return op.get_bind().dialect.name == 'sqlite'
+
+
+def _add_filled_column(table, name, type_, source, convert):
+    """Add a NOT NULL column, filled from `source` of each row by convert(id, value), CHUNK rows at a time.
+
+    SQLite can make a column NOT NULL only by rebuilding the table, and dropping the old table fails
+    on the rows that reference it (PRAGMA foreign_keys cannot change inside the migration's
+    transaction); there the column is added NOT NULL with an empty default, which the fill replaces.
+    """
     connection = op.get_bind()
+    target = sa.column(name, type_)
+    if _sqlite():
+        op.add_column(table.name, sa.Column(name, type_, nullable=False, server_default=sa.text("''")))
+        pending = target == ''
+    else:
+        op.add_column(table.name, sa.Column(name, type_, nullable=True))
+        pending = target.is_(None)
     count = 0
     while True:
-        rows = connection.execute(sa.select(table.c.id, pending).where(target.is_(None))
+        rows = connection.execute(sa.select(table.c.id, source).where(pending)
                                   .order_by(table.c.id).limit(CHUNK)).all()
         if not rows:
-            return count
-        connection.execute(table.update().where(table.c.id == sa.bindparam('row_id'))
-                           .values({target.name: sa.bindparam('value')}),
+            break
+        connection.execute(sa.text(f'UPDATE {table.name} SET {name} = :value WHERE id = :row_id'),
                            [{'row_id': row_id, 'value': convert(row_id, value)} for row_id, value in rows])
         count += len(rows)
+    if not _sqlite():
+        op.alter_column(table.name, name, existing_type=type_, nullable=False)
+    return count
+
+
+def _drop_column(table_name, name):
+    if _sqlite():  # natively (SQLite 3.35+): no rebuild, see _add_filled_column
+        op.execute(f'ALTER TABLE {table_name} DROP COLUMN {name}')
+    else:
+        op.drop_column(table_name, name)
 
 
 def upgrade():
@@ -81,27 +106,18 @@ def upgrade():
     with op.batch_alter_table('seen_signatures', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_seen_signatures_expires_at'), ['expires_at'], unique=False)
 
-    with op.batch_alter_table('integrations', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('secret_encrypted', sa.String(length=255), nullable=True))
-        batch_op.add_column(sa.Column('previous_secret_encrypted', sa.String(length=255), nullable=True))
-        batch_op.add_column(sa.Column('previous_secret_expires_at', app.columns.UTCDateTime(), nullable=True))
-    moved = _in_chunks(integrations, integrations.c.secret_salt,
-                       lambda row_id, salt: ring.encrypt(_derived_secret(row_id, salt), f'integration-secret:{row_id}'),
-                       integrations.c.secret_encrypted)
-    with op.batch_alter_table('integrations', schema=None) as batch_op:
-        batch_op.alter_column('secret_encrypted', existing_type=sa.String(length=255), nullable=False)
-        batch_op.drop_column('secret_salt')
+    op.add_column('integrations', sa.Column('previous_secret_encrypted', sa.String(length=255), nullable=True))
+    op.add_column('integrations', sa.Column('previous_secret_expires_at', app.columns.UTCDateTime(), nullable=True))
+    moved = _add_filled_column(
+        integrations, 'secret_encrypted', sa.String(length=255), integrations.c.secret_salt,
+        lambda row_id, salt: ring.encrypt(_derived_secret(row_id, salt), f'integration-secret:{row_id}'))
+    _drop_column('integrations', 'secret_salt')
 
-    with op.batch_alter_table('redemption_codes', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('code_encrypted', sa.String(length=255), nullable=True))
-    sealed = _in_chunks(codes, codes.c.code_sealed,
-                        lambda row_id, masked: ring.encrypt(
-                            str((int(masked) - _keystream(row_id)) % 10**CODE_DIGITS).zfill(CODE_DIGITS),
-                            f'redemption-code:{row_id}'),
-                        codes.c.code_encrypted)
-    with op.batch_alter_table('redemption_codes', schema=None) as batch_op:
-        batch_op.alter_column('code_encrypted', existing_type=sa.String(length=255), nullable=False)
-        batch_op.drop_column('code_sealed')
+    sealed = _add_filled_column(
+        codes, 'code_encrypted', sa.String(length=255), codes.c.code_sealed,
+        lambda row_id, masked: ring.encrypt(str((int(masked) - _keystream(row_id)) % 10**CODE_DIGITS).zfill(CODE_DIGITS),
+                                            f'redemption-code:{row_id}'))
+    _drop_column('redemption_codes', 'code_sealed')
     if moved or sealed:
         log.info('encrypted under data key %s: %d integration secret(s), %d redemption code(s)',
                  ring.active_id, moved, sealed)
@@ -109,26 +125,16 @@ def upgrade():
 
 def downgrade():
     ring = keyring.keyring()
-    with op.batch_alter_table('redemption_codes', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('code_sealed', sa.String(length=20), nullable=True))
-    _in_chunks(codes, codes.c.code_encrypted,
-               lambda row_id, token: str(
-                   (int(ring.decrypt(token, f'redemption-code:{row_id}')) + _keystream(row_id)) % 10**CODE_DIGITS
-               ).zfill(CODE_DIGITS),
-               codes.c.code_sealed)
-    with op.batch_alter_table('redemption_codes', schema=None) as batch_op:
-        batch_op.alter_column('code_sealed', existing_type=sa.String(length=20), nullable=False)
-        batch_op.drop_column('code_encrypted')
+    _add_filled_column(
+        codes, 'code_sealed', sa.String(length=20), codes.c.code_encrypted,
+        lambda row_id, token: str((int(ring.decrypt(token, f'redemption-code:{row_id}')) + _keystream(row_id))
+                                  % 10**CODE_DIGITS).zfill(CODE_DIGITS))
+    _drop_column('redemption_codes', 'code_encrypted')
 
-    with op.batch_alter_table('integrations', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('secret_salt', sa.String(length=64), nullable=True))
-    renewed = _in_chunks(integrations, integrations.c.secret_encrypted, lambda row_id, token: secrets.token_hex(32),
-                         integrations.c.secret_salt)
-    with op.batch_alter_table('integrations', schema=None) as batch_op:
-        batch_op.alter_column('secret_salt', existing_type=sa.String(length=64), nullable=False)
-        batch_op.drop_column('previous_secret_expires_at')
-        batch_op.drop_column('previous_secret_encrypted')
-        batch_op.drop_column('secret_encrypted')
+    renewed = _add_filled_column(integrations, 'secret_salt', sa.String(length=64),
+                                 integrations.c.secret_encrypted, lambda row_id, token: secrets.token_hex(32))
+    for name in ('secret_encrypted', 'previous_secret_expires_at', 'previous_secret_encrypted'):
+        _drop_column('integrations', name)
     if renewed:
         log.warning('%d integration(s) have a new secret now: their devices\' signatures no longer verify', renewed)
 
