@@ -1,4 +1,6 @@
 """Settings from the environment; production refuses weak secrets."""
+import base64
+
 import pytest
 
 from app import create_app
@@ -15,6 +17,7 @@ def production(monkeypatch):
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", STRONG)
     monkeypatch.setenv("JWT_SECRET_KEY", STRONG_JWT)
+    monkeypatch.setenv("DATA_KEYS", "k1:" + base64.b64encode(b"d" * 32).decode())
     return monkeypatch
 
 
