@@ -7,6 +7,7 @@ from sqlalchemy.engine import Engine
 
 from .config import load_config, settle_limit_storage, settle_secrets
 from .extensions import api, db, limiter, migrate
+from .keyring import check_data_keys
 
 API_PREFIX = "/api/v1"
 
@@ -19,6 +20,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.config.update(overrides)
     settle_secrets(app.config)
     settle_limit_storage(app.config)
+    check_data_keys(app.config)
     from .json_body import BodyJSONProvider
 
     app.json = BodyJSONProvider(app)  # request bodies parse in one place, hostile ones are 400

@@ -15,6 +15,7 @@ from .extensions import db
 
 ALGORITHMS = ["HS256"]
 BEARER = {"bearerAuth": []}
+SIGNATURE_SKEW = 300  # seconds either side of the server clock
 
 
 def issue_access_token(user_id: str, session_id: str) -> str:
@@ -90,20 +91,37 @@ def require_auth(*roles: str):
 
 
 def sign_request(secret: str, timestamp: str, method: str, path: str, body: bytes) -> str:
-    """The integration signature: hex HMAC-SHA256 over timestamp, method, path and body hash."""
+    """The integration signature: hex HMAC-SHA256 over timestamp, method, path and body hash.
+
+    `path` is the request path, followed by "?" and the raw query string when there is one.
+    """
     message = "\n".join([timestamp, method.upper(), path, hashlib.sha256(body).hexdigest()])
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, timestamp: str, signature: str, *, skew: int = 300) -> None:
-    """Check X-Timestamp (±skew s) and X-Signature of the current request, else 401."""
+def signed_path() -> str:
+    """What the signature of the current request covers as its path: the path and any query string."""
+    query = request.query_string.decode("latin-1")
+    return f"{request.path}?{query}" if query else request.path
+
+
+def verify_signature(secrets: str | list[str], timestamp: str, signature: str, *, skew: int = SIGNATURE_SKEW) -> str:
+    """Check X-Timestamp (±skew s) and X-Signature of the current request against any of `secrets`, else 401.
+
+    Returns the signature in lower case, the key under which a repeat is recognised.
+    """
     try:
         ts = int(timestamp)
     except (TypeError, ValueError):
         raise Unauthenticated("X-Timestamp must be Unix seconds")
     if abs(time.time() - ts) > skew:
         raise Unauthenticated("X-Timestamp is stale")
-    expected = sign_request(secret, timestamp, request.method, request.path, request.get_data())
     given = (signature or "").lower()
-    if not given.isascii() or not hmac.compare_digest(expected, given):
+    body = request.get_data()
+    matches = False
+    for secret in [secrets] if isinstance(secrets, str) else secrets:
+        expected = sign_request(secret, timestamp, request.method, signed_path(), body)
+        matches |= given.isascii() and hmac.compare_digest(expected, given)
+    if not matches:
         raise Unauthenticated("X-Signature does not match")
+    return given

@@ -13,6 +13,7 @@ users_cli = AppGroup("users", help="User accounts.")
 ledger_cli = AppGroup("ledger", help="The points ledger.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
 points_cli = AppGroup("points", help="Household points: expiry.")
+keys_cli = AppGroup("keys", help="Data-encryption keys (DATA_KEYS).")
 
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_SEEDERS = "demo_seeders"
@@ -120,6 +121,27 @@ def expire_points():
     click.echo(f"expired {expire()} lot(s)")
 
 
+@keys_cli.command("rotate")
+def rotate_keys():
+    """Re-encrypt every stored secret under the first key of DATA_KEYS; then the others can go."""
+    from . import keyring
+    from .integrations.service import reencrypt_secrets
+    from .rewards.service import reencrypt_codes
+
+    counts = {}
+    for name, reencrypt in (("integration secrets", reencrypt_secrets), ("redemption codes", reencrypt_codes)):
+        counts[name] = 0
+        while True:  # a chunk per unit of work: no lock is held for long, an interrupted run just resumes
+            with unit_of_work("keys rotate: {}; the chunks before were committed, run it again"):
+                done = reencrypt()
+            if not done:
+                break
+            counts[name] += done
+    active = keyring.keyring().active_id
+    click.echo(f"re-encrypted under {active}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    click.echo(f"nothing stored is under another key now: keys other than {active} may leave DATA_KEYS")
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst):
@@ -136,4 +158,4 @@ def worker(burst):
     Worker([Queue(QUEUE, connection=connection)], connection=connection).work(burst=burst)
 
 
-COMMANDS = (users_cli, ledger_cli, jobs_cli, points_cli, seed_demo, worker)
+COMMANDS = (users_cli, ledger_cli, jobs_cli, points_cli, keys_cli, seed_demo, worker)

@@ -67,6 +67,7 @@ def load_config() -> dict:
         "APP_ENV": env,
         "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
         "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY") or None,
+        "DATA_KEYS": os.environ.get("DATA_KEYS") or None,  # see app/keyring.py
         "JWT_ACCESS_TTL": timedelta(seconds=_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)),
         "JWT_REFRESH_TTL": timedelta(seconds=_int("JWT_REFRESH_TTL_SECONDS", 30 * 24 * 3600)),
         "SQLALCHEMY_DATABASE_URI": database_url,

@@ -3,6 +3,7 @@ from .accounts.models import Community, Household, LoginSession, RefreshToken, S
 from .idempotency import IdempotencyRecord  # noqa: F401
 from .jobs import Job  # noqa: F401
 from .ratelimit import RateLimitCounter  # noqa: F401
+from .replay import SeenSignature  # noqa: F401
 from .ledger.models import LedgerAccount, LedgerEntry, LotUse, PointLot  # noqa: F401
 from .activities.models import Action, CapUsage, FactorRow, FactorSet  # noqa: F401
 from .merchants.models import AnomalyFlag, Merchant  # noqa: F401

@@ -1,4 +1,5 @@
 """Settings from the environment; anything but an explicit development setting refuses weak secrets."""
+import base64
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ def production(monkeypatch):
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", STRONG)
     monkeypatch.setenv("JWT_SECRET_KEY", STRONG_JWT)
+    monkeypatch.setenv("DATA_KEYS", "k1:" + base64.b64encode(b"d" * 32).decode())
     return monkeypatch
 
 
@@ -102,7 +104,7 @@ def test_an_unset_app_env_means_production(monkeypatch):
 
 def test_an_in_memory_database_without_secrets_gets_random_ones_never_the_built_in(monkeypatch):
     monkeypatch.delenv("APP_ENV", raising=False)
-    for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "DATA_KEYS"):
         monkeypatch.delenv(name, raising=False)
 
     first = create_app({**conftest.test_config(), "SQLALCHEMY_DATABASE_URI": "sqlite://"})
@@ -111,6 +113,7 @@ def test_an_in_memory_database_without_secrets_gets_random_ones_never_the_built_
     assert first.config["SECRET_KEY"] not in (DEV_SECRET, second.config["SECRET_KEY"])
     assert first.config["JWT_SECRET_KEY"] not in (DEV_JWT_SECRET, second.config["JWT_SECRET_KEY"])
     assert len(first.config["JWT_SECRET_KEY"]) >= 32
+    assert first.config["DATA_KEYS"] and first.config["DATA_KEYS"] != second.config["DATA_KEYS"]
 
 
 def test_the_procfile_web_process_refuses_to_start_without_secrets(tmp_path):

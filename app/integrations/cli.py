@@ -53,6 +53,26 @@ def deactivate(integration_id):
     click.echo(f"integration {integration_id} deactivated")
 
 
+@integrations_cli.command("rotate-secret")
+@click.argument("integration_id")
+@click.option("--overlap-seconds", type=click.IntRange(0, 7 * 86400), default=86400, show_default=True,
+              help="How long the replaced secret keeps verifying signatures (at most 7 days).")
+def rotate_secret(integration_id, overlap_seconds):
+    """Give an integration a new secret and print it (shown only now); the old one verifies for the overlap."""
+    from datetime import timedelta
+
+    from . import service
+
+    with unit_of_work():
+        integration, secret = service.rotate_secret(integration_id, timedelta(seconds=overlap_seconds))
+    click.echo(f"X-Integration-Id: {integration.id}")
+    click.echo(f"secret:           {secret}")
+    until = integration.previous_secret_expires_at
+    click.echo(f"The previous secret verifies until {until.isoformat()}." if until else
+               "The previous secret no longer verifies.")
+    click.echo("Store the secret now: it is not shown again.")
+
+
 @integrations_cli.command("import")
 @click.argument("integration_id")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))

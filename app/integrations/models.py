@@ -16,9 +16,9 @@ IMPORT_STATES = ("queued", "running", "done", "failed")
 class Integration(db.Model):
     """A device fleet, transit operator or partner that pushes signed action records.
 
-    Its id is the key id sent as X-Integration-Id. The shared secret is never
-    stored: it is derived from SECRET_KEY and `secret_salt` whenever a
-    signature is checked (see service.secret_of).
+    Its id is the key id sent as X-Integration-Id. The shared secret is random,
+    stored encrypted under the data keys (app/keyring.py). After a rotation the
+    previous secret keeps verifying signatures until `previous_secret_expires_at`.
     """
 
     __tablename__ = "integrations"
@@ -26,7 +26,9 @@ class Integration(db.Model):
     name: Mapped[str] = mapped_column(String(80))
     kind: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(String(10))
-    secret_salt: Mapped[str] = mapped_column(String(64))
+    secret_encrypted: Mapped[str] = mapped_column(String(255))
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(String(255))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

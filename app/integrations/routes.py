@@ -1,18 +1,20 @@
 """Integrations: registration by the district, signed records, operator CSV imports."""
 import functools
+from datetime import datetime, timedelta, timezone
 
 from flask import g, request
 
 from ..extensions import Blueprint
-from ..auth import current_user, require_auth, verify_signature
+from ..auth import SIGNATURE_SKEW, current_user, require_auth, verify_signature
 from ..idempotency import idempotent
 from ..paging import page
+from ..replay import claim_signature
 from ..schemas import NoBody, PageQuery
 from ..transaction import transactional
 from . import service
 from .schemas import (
     ImportAcceptedOut, ImportOut, IntegrationCreatedOut, IntegrationIn, IntegrationList, IntegrationOut,
-    RecordResultsOut, RecordsIn,
+    IntegrationSecretOut, RecordResultsOut, RecordsIn, SecretRotationIn,
 )
 
 bp = Blueprint("integrations", __name__, description="Signed device and operator integrations, CSV imports")
@@ -23,7 +25,11 @@ SIGNATURE_HEADERS = [
     {"in": "header", "name": "X-Timestamp", "required": True, "schema": {"type": "string"},
      "description": "Unix seconds, within 300 s of the server clock"},
     {"in": "header", "name": "X-Signature", "required": True, "schema": {"type": "string"},
-     "description": 'hex HMAC-SHA256(secret, timestamp + "\\n" + method + "\\n" + path + "\\n" + hex sha256(body))'},
+     "description": 'hex HMAC-SHA256(secret, timestamp + "\\n" + method + "\\n" + path + "\\n" + hex sha256(body)), '
+                    'where path is the request path followed by "?" and the raw query string when the URL has '
+                    "one. Each signature is accepted once: the same X-Signature again within the timestamp "
+                    "window is 401, so a retry is signed afresh with a new X-Timestamp (and the same "
+                    "Idempotency-Key to get the first reply back)."},
 ]
 
 
@@ -33,8 +39,10 @@ def signed_by_integration(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         integration = service.signing_integration(request.headers.get("X-Integration-Id"))
-        verify_signature(service.secret_of(integration), request.headers.get("X-Timestamp"),
-                         request.headers.get("X-Signature"))
+        signature = verify_signature(service.verifying_secrets(integration), request.headers.get("X-Timestamp"),
+                                     request.headers.get("X-Signature"))
+        window_end = int(request.headers["X-Timestamp"]) + SIGNATURE_SKEW + 1
+        claim_signature(signature, datetime.fromtimestamp(window_end, timezone.utc))
         g.integration, g.caller_id = integration, f"integration:{integration.id}"
         return view(*args, **kwargs)
 
@@ -79,13 +87,32 @@ def deactivate_integration(_, integration_id):
     return integration
 
 
+@bp.route("/integrations/<integration_id>/secret", methods=["POST"])
+@require_auth("district_admin")
+@transactional
+@bp.arguments(SecretRotationIn, required=False)
+@bp.response(201, IntegrationSecretOut)
+@bp.alt_response(404, description="not_found: no such integration")
+@bp.alt_response(409, description="invalid_state: the integration is inactive")
+def rotate_secret(data, integration_id):
+    """Give an integration a new signing secret; the reply is the only place it is shown
+
+    The secret it replaces keeps verifying signatures for `overlap_seconds` (default one day, at most
+    seven, 0 to stop it at once), so devices can move to the new one without downtime; after that only
+    the new secret verifies. A secret still in an earlier overlap stops now. Not idempotent by design:
+    a stored reply would keep the secret.
+    """
+    integration, _ = service.rotate_secret(integration_id, timedelta(seconds=data["overlap_seconds"]))
+    return integration
+
+
 @bp.route("/integrations/actions", methods=["POST"])
 @signed_by_integration
 @idempotent
 @bp.arguments(RecordsIn)
 @bp.response(200, RecordResultsOut)
-@bp.alt_response(401, description="unauthenticated: bad or missing signature, stale timestamp, "
-                                  "unknown or inactive integration")
+@bp.alt_response(401, description="unauthenticated: bad or missing signature, stale timestamp, a signature "
+                                  "already received, unknown or inactive integration")
 def push_actions(data):
     """Signed action records from a device or operator: each created, duplicate or rejected"""
     return {"results": service.ingest_records(g.integration, data["records"])}

@@ -38,6 +38,19 @@ class IntegrationCreatedOut(IntegrationOut):
                            metadata={"description": "The signing secret; shown only in this reply"})
 
 
+class SecretRotationIn(StrictSchema):
+    overlap_seconds = fields.Integer(
+        load_default=86400, strict=True, validate=validate.Range(0, 7 * 86400),
+        metadata={"description": "How long the replaced secret keeps verifying signatures: 0 to 604800 "
+                                 "seconds (7 days); by default 86400 (one day)"})
+
+
+class IntegrationSecretOut(IntegrationCreatedOut):
+    previous_secret_expires_at = fields.DateTime(
+        allow_none=True, metadata={"description": "Until when the replaced secret still verifies signatures "
+                                                  "(null: it stopped at once)"})
+
+
 IntegrationList = page_schema(IntegrationOut, "IntegrationList")
 
 

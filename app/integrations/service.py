@@ -6,19 +6,18 @@ module decides who sent it, whether it was already received (the unique
 and whether its quantity looks anomalous enough to go to review.
 """
 import csv
-import hashlib
-import hmac
 import io
 import json
 import secrets
 import statistics
+from datetime import timedelta
 from decimal import Decimal
 
-from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from .. import keyring
 from ..accounts.cards import normalise_card
 from ..accounts.models import Household
 from ..activities import service as activities
@@ -26,7 +25,7 @@ from ..activities.factors import resolve_factor
 from ..localtime import local_date
 from ..activities.models import Action
 from ..campaigns import service as campaigns
-from ..columns import utcnow
+from ..columns import new_id, utcnow
 from ..errors import (
     AppError, InvalidState, NotFound, Unauthenticated, ValidationFailed, flatten_messages, validation_error,
 )
@@ -56,11 +55,34 @@ class PayloadTooLarge(AppError):
 # ---------------------------------------------------------------- integrations and their secrets
 
 
+ROTATION_OVERLAP = timedelta(days=1)
+REENCRYPT_CHUNK = 500
+
+
+def _purpose(integration_id: str) -> str:
+    return f"integration-secret:{integration_id}"
+
+
 def secret_of(integration: Integration) -> str:
-    """The integration's signing secret, derived from SECRET_KEY and its salt (never stored)."""
-    key = hmac.new(current_app.config["SECRET_KEY"].encode(), b"songjiang-carbon/integration-secret/v1",
-                   hashlib.sha256).digest()
-    return hmac.new(key, f"{integration.id}\x1f{integration.secret_salt}".encode(), hashlib.sha256).hexdigest()
+    """The integration's current signing secret, decrypted from its row."""
+    return keyring.decrypt(integration.secret_encrypted, _purpose(integration.id))
+
+
+def verifying_secrets(integration: Integration) -> list[str]:
+    """The secrets that verify its signatures now: the current one, and the previous one during its overlap."""
+    found = [secret_of(integration)]
+    if integration.previous_secret_encrypted and integration.previous_secret_expires_at and (
+        integration.previous_secret_expires_at > utcnow()
+    ):
+        found.append(keyring.decrypt(integration.previous_secret_encrypted, _purpose(integration.id)))
+    return found
+
+
+def _new_secret(integration: Integration) -> str:
+    secret = secrets.token_hex(32)
+    integration.secret_encrypted = keyring.encrypt(secret, _purpose(integration.id))
+    integration.shown_secret = secret
+    return secret
 
 
 def create_integration(*, name: str, kind: str, source: str | None = None,
@@ -68,13 +90,57 @@ def create_integration(*, name: str, kind: str, source: str | None = None,
     """Register an integration; returns it with its secret, which is shown once. Does not commit."""
     if source is None:
         source = DEFAULT_SOURCE[kind]
-    integration = Integration(name=name.strip() or name, kind=kind, source=source,
-                              secret_salt=secrets.token_hex(32), active=True, created_by=actor_id,
-                              created_at=utcnow())
+    integration = Integration(id=new_id(), name=name.strip() or name, kind=kind, source=source, active=True,
+                              created_by=actor_id, created_at=utcnow())
+    secret = _new_secret(integration)
     db.session.add(integration)
     db.session.flush()
-    integration.shown_secret = secret_of(integration)
-    return integration, integration.shown_secret
+    return integration, secret
+
+
+def rotate_secret(integration_id: str, overlap: timedelta = ROTATION_OVERLAP) -> tuple[Integration, str]:
+    """Give an integration a new secret, shown once; the current one keeps verifying for `overlap`.
+
+    A secret still in an earlier overlap stops at once: at most two secrets verify. Does not commit.
+    """
+    integration = db.session.get(Integration, integration_id, with_for_update=True, populate_existing=True)
+    if integration is None:
+        raise NotFound("No such integration")
+    if not integration.active:
+        raise InvalidState("This integration is inactive")
+    if overlap > timedelta(0):
+        integration.previous_secret_encrypted = integration.secret_encrypted
+        integration.previous_secret_expires_at = utcnow() + overlap
+    else:
+        integration.previous_secret_encrypted = integration.previous_secret_expires_at = None
+    return integration, _new_secret(integration)
+
+
+def reencrypt_secrets(limit: int = REENCRYPT_CHUNK) -> int:
+    """Re-encrypt up to `limit` integrations' secrets that are not under the active data key; returns how many.
+
+    The rows are locked, so a concurrent rotation is never overwritten; a previous secret whose
+    overlap has ended is dropped rather than re-encrypted. Call it until it returns 0, committing
+    each chunk. Does not commit.
+    """
+    ring = keyring.keyring()
+    prefix = ring.active_id + ":"
+    current, previous = Integration.secret_encrypted, Integration.previous_secret_encrypted
+    rows = db.session.scalars(
+        select(Integration)
+        .where(or_(~current.startswith(prefix, autoescape=True),
+                   and_(previous.is_not(None), ~previous.startswith(prefix, autoescape=True))))
+        .order_by(Integration.id).limit(limit).with_for_update()
+    ).all()
+    now = utcnow()
+    for integration in rows:
+        purpose = _purpose(integration.id)
+        integration.secret_encrypted = ring.reencrypt(integration.secret_encrypted, purpose)
+        if integration.previous_secret_encrypted and (integration.previous_secret_expires_at or now) > now:
+            integration.previous_secret_encrypted = ring.reencrypt(integration.previous_secret_encrypted, purpose)
+        else:
+            integration.previous_secret_encrypted = integration.previous_secret_expires_at = None
+    return len(rows)
 
 
 def get_integration(integration_id: str) -> Integration:

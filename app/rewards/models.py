@@ -36,10 +36,9 @@ class Reward(db.Model):
 class RedemptionCode(db.Model):
     """A short-lived, single-use code a household shows at the merchant.
 
-    Only the SHA-256 of the digits is looked up. `code_sealed` is the digits
-    masked with a keystream derived from the app secret and the code's id, so
-    that the household can fetch its QR images again; the database alone does
-    not reveal a live code. `state`: live → used (a redemption) | burned (a
+    Only the SHA-256 of the digits is looked up. `code_encrypted` is the digits
+    encrypted under the data keys (app/keyring.py), so that the household can
+    fetch its QR images again; the database alone does not reveal a live code. `state`: live → used (a redemption) | burned (a
     refusal, whose 409 code is kept for replays).
     """
 
@@ -51,7 +50,7 @@ class RedemptionCode(db.Model):
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    code_sealed: Mapped[str] = mapped_column(String(20))
+    code_encrypted: Mapped[str] = mapped_column(String(255))
     household_id: Mapped[str] = mapped_column(ForeignKey("households.id"))
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     reward_id: Mapped[str] = mapped_column(ForeignKey("rewards.id"), index=True)

@@ -5,7 +5,6 @@ the merchant's ledger accounts (in id order), then the reward row — so that
 redemptions, voids and the expiry job never wait on each other in a circle.
 """
 import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 
+from .. import keyring
 from ..accounts import scopes
 from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
@@ -182,13 +182,8 @@ def _hash(digits: str) -> str:
     return hashlib.sha256(digits.encode()).hexdigest()
 
 
-def _keystream(code_id: str) -> int:
-    mac = hmac.new(current_app.config["SECRET_KEY"].encode(), f"redemption-code:{code_id}".encode(), hashlib.sha256)
-    return int.from_bytes(mac.digest(), "big") % 10**CODE_DIGITS
-
-
-def _seal(code_id: str, digits: str) -> str:
-    return str((int(digits) + _keystream(code_id)) % 10**CODE_DIGITS).zfill(CODE_DIGITS)
+def _purpose(code_id: str) -> str:
+    return f"redemption-code:{code_id}"
 
 
 def conceal_code(reply: dict) -> dict:
@@ -203,7 +198,23 @@ def reveal_code(reply: dict) -> dict:
 
 def unseal(code: RedemptionCode) -> str:
     """The digits of a code, for its QR images."""
-    return str((int(code.code_sealed) - _keystream(code.id)) % 10**CODE_DIGITS).zfill(CODE_DIGITS)
+    return keyring.decrypt(code.code_encrypted, _purpose(code.id))
+
+
+def reencrypt_codes(limit: int = 500) -> int:
+    """Re-encrypt up to `limit` codes' digits that are not under the active data key; returns how many.
+
+    Call it until it returns 0, committing each chunk. Does not commit.
+    """
+    ring = keyring.keyring()
+    rows = db.session.scalars(
+        select(RedemptionCode)
+        .where(~RedemptionCode.code_encrypted.startswith(ring.active_id + ":", autoescape=True))
+        .order_by(RedemptionCode.id).limit(limit).with_for_update()
+    ).all()
+    for code in rows:
+        code.code_encrypted = ring.reencrypt(code.code_encrypted, _purpose(code.id))
+    return len(rows)
 
 
 def create_code(user: User, reward_id: str, quantity: int) -> tuple[RedemptionCode, str]:
@@ -241,7 +252,7 @@ def create_code(user: User, reward_id: str, quantity: int) -> tuple[RedemptionCo
         reward_id=reward.id, merchant_id=merchant.id, quantity=quantity, points_cost=cost, state="live",
         expires_at=now + timedelta(seconds=current_app.config["REDEMPTION_CODE_TTL_SECONDS"]), created_at=now,
     )
-    code.code_sealed = _seal(code.id, digits)
+    code.code_encrypted = keyring.encrypt(digits, _purpose(code.id))
     code.digits = digits
     db.session.add(code)
     db.session.flush()

@@ -22,6 +22,11 @@ class Signer:
 
 
 def signed_headers(signer, body: bytes, *, path=ACTIONS_PATH, method="POST", timestamp=None, secret=None) -> dict:
+    """Headers signing `body` for `path`: the request path, with "?" and the raw query string when the URL has one.
+
+    A signature is accepted once: a test that sends the same request twice and wants both accepted
+    passes distinct timestamps (a device re-signs its retries).
+    """
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     return {
         "Content-Type": "application/json",
@@ -31,10 +36,14 @@ def signed_headers(signer, body: bytes, *, path=ACTIONS_PATH, method="POST", tim
     }
 
 
-def push(client, signer, body, *, headers=None, **signing):
-    """POST records to /integrations/actions, signed as `signer` (signing kwargs alter the signature)."""
+def push(client, signer, body, *, url=ACTIONS_PATH, headers=None, **signing):
+    """POST records to `url` (/integrations/actions and any query), signed as `signer` for that URL.
+
+    Signing kwargs alter the signature (`path` signs another path or query than the one posted to).
+    """
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return client.post(ACTIONS_PATH, data=raw, headers={**signed_headers(signer, raw, **signing), **(headers or {})})
+    signing.setdefault("path", url)
+    return client.post(url, data=raw, headers={**signed_headers(signer, raw, **signing), **(headers or {})})
 
 
 def record(external_id, card, *, action_type="recycling", variant="paper", quantity="2", unit="kg",

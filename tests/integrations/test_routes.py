@@ -234,10 +234,12 @@ def test_a_body_that_is_not_json_is_400(client, device):
 
 
 @pytest.mark.parametrize("tamper", ["signature", "secret", "stale", "future", "unknown", "path", "body",
-                                    "no_signature", "no_timestamp", "no_id", "bad_timestamp"])
+                                    "no_signature", "no_timestamp", "no_id", "bad_timestamp",
+                                    "query_added", "query_changed", "query_dropped"])
 def test_a_request_that_is_not_properly_signed_is_401(client, device, resident, tamper):
     body = json.dumps(record("sig-1", card_of(resident))).encode()
     headers = signed_headers(device, body)
+    url = "/api/v1/integrations/actions"
     if tamper == "signature":
         headers["X-Signature"] = "0" * 64
     elif tamper == "secret":
@@ -254,10 +256,17 @@ def test_a_request_that_is_not_properly_signed_is_401(client, device, resident, 
         body = body.replace(b'"2"', b'"9"')
     elif tamper == "bad_timestamp":
         headers = signed_headers(device, body, timestamp="yesterday")
+    elif tamper == "query_added":
+        url += "?batch=7"
+    elif tamper == "query_changed":
+        headers = signed_headers(device, body, path=url + "?batch=7")
+        url += "?batch=8"
+    elif tamper == "query_dropped":
+        headers = signed_headers(device, body, path=url + "?batch=7")
     else:
         del headers[{"no_signature": "X-Signature", "no_timestamp": "X-Timestamp", "no_id": "X-Integration-Id"}[tamper]]
 
-    response = client.post("/api/v1/integrations/actions", data=body, headers=headers)
+    response = client.post(url, data=body, headers=headers)
 
     assert_problem(response, 401, "unauthenticated")
     assert actions_of(device.id) == []
@@ -281,7 +290,7 @@ def test_idempotency_key_replays_per_integration(client, make_integration, resid
     body = record("idem-1", card_of(resident))
 
     first = push(client, bins, body, headers={"Idempotency-Key": "k-1"})
-    again = push(client, bins, body, headers={"Idempotency-Key": "k-1"})
+    again = push(client, bins, body, headers={"Idempotency-Key": "k-1"}, timestamp=int(time.time()) - 1)  # re-signed
     other = push(client, scales, body, headers={"Idempotency-Key": "k-1"})
 
     assert again.headers.get("Idempotent-Replayed") == "true"

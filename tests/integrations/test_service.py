@@ -23,20 +23,18 @@ def load(raw: dict) -> dict:
 # ---------------------------------------------------------------- secrets
 
 
-def test_the_secret_is_derived_not_stored_and_differs_per_integration(app, factor_set):
+def test_the_secret_is_random_stored_encrypted_and_does_not_hang_off_secret_key(app, factor_set, monkeypatch):
     first, first_secret = integrations.create_integration(name="a", kind="device")
     second, second_secret = integrations.create_integration(name="b", kind="partner")
 
-    assert first_secret != second_secret
+    assert first_secret != second_secret and len(first_secret) == 64
     assert integrations.secret_of(first) == first_secret
     assert second.source == "import"
     stored = " ".join(str(getattr(first, c.name)) for c in Integration.__table__.columns)
     assert first_secret not in stored
-    app.config["SECRET_KEY"], original = "another-secret-key-of-enough-length-0123", app.config["SECRET_KEY"]
-    try:
-        assert integrations.secret_of(first) != first_secret
-    finally:
-        app.config["SECRET_KEY"] = original
+    assert first.secret_encrypted.startswith("dev:")  # the data key's id: no DATA_KEYS in the tests
+    monkeypatch.setitem(app.config, "SECRET_KEY", "another-secret-key-of-enough-length-0123")
+    assert integrations.secret_of(first) == first_secret
 
 
 def test_signing_integration_refuses_unknown_inactive_and_oversized_ids(device):

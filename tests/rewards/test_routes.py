@@ -201,7 +201,7 @@ def test_a_code_is_twenty_digits_that_expire_and_reserve_nothing(client, residen
     assert data["qr_png_url"] == f"{API}/redemption-codes/{data['id']}/qr.png"
     assert data["qr_svg_url"] == f"{API}/redemption-codes/{data['id']}/qr.svg"
     row = _code_row(data["id"])
-    assert row.state == "live" and data["code"] not in (row.code_hash, row.code_sealed)
+    assert row.state == "live" and data["code"] not in (row.code_hash, row.code_encrypted)
     assert balance(resident.household_id) == 500 and _stock(reward.id) == 50
 
 

@@ -12,18 +12,17 @@ from app.rewards.models import RedemptionCode
 from tests.rewards.builders import balance
 
 
-def test_the_stored_code_reveals_the_digits_only_with_the_app_secret(app, resident, reward, fund):
+def test_the_stored_code_reveals_the_digits_only_with_the_data_key_not_the_app_secret(app, resident, reward, fund,
+                                                                                       monkeypatch):
     fund(resident.household_id, 500)
 
     code, digits = service.create_code(resident.user, reward.id, 1)
 
-    assert digits not in (code.code_sealed, code.code_hash)
+    assert digits not in (code.code_encrypted, code.code_hash)
+    assert code.code_encrypted.startswith("dev:")  # the data key's id: no DATA_KEYS in the tests
     assert service.unseal(code) == digits
-    app.config["SECRET_KEY"], secret = "another-secret-of-enough-length-0123456789", app.config["SECRET_KEY"]
-    try:
-        assert service.unseal(code) != digits
-    finally:
-        app.config["SECRET_KEY"] = secret
+    monkeypatch.setitem(app.config, "SECRET_KEY", "another-secret-of-enough-length-0123456789")
+    assert service.unseal(code) == digits
 
 
 def test_a_refusal_is_raised_keeping_the_burned_code_in_the_same_transaction(resident, reward, clerk, fund):
