@@ -101,7 +101,7 @@ def dispatch() -> None:
     try:
         queue = rq_queue()
         for job_id in ids:
-            queue.enqueue("app.jobs.run_in_worker", job_id)
+            queue.enqueue("app.jobs.run_in_worker", job_id, job_id=job_id)  # one RQ job per row, by its id
     except Exception:  # the rows are committed and stay queued: a worker's sweep pushes them again
         log.exception("could not push %d job(s) to Redis; they stay queued for the next sweep", len(ids))
 
@@ -206,10 +206,25 @@ def requeue_stale(older_than: timedelta | None = None) -> int:
     if given_up or revived:
         log.warning("jobs sweep: %d abandoned job(s) queued again, %d given up after %d attempts",
                     len(revived), given_up, MAX_ATTEMPTS)
-    ids = list(dict.fromkeys([*revived, *lost]))
+    waiting = _waiting_in_rq(lost)
+    ids = list(dict.fromkeys([*revived, *(job_id for job_id in lost if job_id not in waiting)]))
     db.session.info.setdefault("committed_jobs", []).extend(ids)
     dispatch()
     return len(ids)
+
+
+def _waiting_in_rq(ids) -> set:
+    """Of these queued rows, those RQ still holds (queued, or taken by a live worker): a backlog is not pushed twice."""
+    if not ids or current_app.config["JOBS_INLINE"]:
+        return set()
+    from rq.job import Job as RQJob, JobStatus
+
+    try:
+        found = RQJob.fetch_many(list(ids), connection=rq_queue().connection)
+    except Exception:  # Redis is down: the push that follows fails and is logged
+        return set()
+    return {job.id for job in found
+            if job is not None and job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED)}
 
 
 def run_worker(burst: bool = False) -> None:

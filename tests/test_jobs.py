@@ -160,3 +160,23 @@ def test_a_chunked_job_renews_its_lease_as_it_goes(app):
 
     assert db.session.get(jobs.Job, job.id, populate_existing=True).state == "done"
     assert leases[0] <= leases[1] and leases[0] > utcnow() + timedelta(seconds=app.config["JOB_LEASE_SECONDS"] - 60)
+
+
+@pytest.mark.committing
+@pytest.mark.skipif("not __import__('tests.conftest').conftest.REDIS_URL", reason="needs Redis (the PostgreSQL run)")
+def test_the_sweep_does_not_push_again_a_job_still_waiting_in_redis(app, monkeypatch):
+    monkeypatch.setitem(app.config, "JOBS_INLINE", False)
+    queue = jobs.rq_queue()
+    queue.empty()
+    job_id = jobs.enqueue("tests.note", label="waiting").id
+    db.session.commit()
+    jobs.dispatch()
+
+    assert jobs.requeue_stale(timedelta(0)) == 0
+    assert queue.count == 1
+
+    from rq import SimpleWorker
+
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    db.session.remove()
+    assert RAN == ["waiting"] and db.session.get(jobs.Job, job_id).state == "done"
