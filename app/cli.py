@@ -106,11 +106,16 @@ def verify_ledger():
 
 
 @jobs_cli.command("requeue")
-def requeue():
-    """Push again jobs whose push was lost."""
+@click.option("--older-than", type=int, default=None,
+              help="Seconds a queued job must have waited (default JOB_REQUEUE_AFTER_SECONDS).")
+def requeue(older_than):
+    """Push again jobs whose push was lost or whose worker died."""
+    from datetime import timedelta
+
     from . import jobs
 
-    click.echo(f"requeued {jobs.requeue_stale()} job(s)")
+    age = None if older_than is None else timedelta(seconds=older_than)
+    click.echo(f"requeued {jobs.requeue_stale(age)} job(s)")
 
 
 @points_cli.command("expire")
@@ -145,17 +150,12 @@ def rotate_keys():
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst):
-    """Run an RQ worker for the background jobs."""
-    from redis import Redis
-    from rq import Queue, Worker
+    """Run an RQ worker for the background jobs; it also pushes again jobs that were lost or abandoned."""
+    from .jobs import run_worker
 
-    from .jobs import QUEUE
-
-    url = current_app.config.get("REDIS_URL")
-    if not url:
+    if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: jobs run inline, no worker is needed")
-    connection = Redis.from_url(url)
-    Worker([Queue(QUEUE, connection=connection)], connection=connection).work(burst=burst)
+    run_worker(burst=burst)
 
 
 COMMANDS = (users_cli, ledger_cli, jobs_cli, points_cli, keys_cli, seed_demo, worker)

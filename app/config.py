@@ -74,10 +74,18 @@ def load_config() -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url,
         "JOBS_INLINE": _bool("JOBS_INLINE", redis_url is None),
+        # A running job not renewed within the lease is abandoned; workers sweep lost and abandoned jobs.
+        "JOB_LEASE_SECONDS": _int("JOB_LEASE_SECONDS", 600),
+        "JOB_REQUEUE_AFTER_SECONDS": _int("JOB_REQUEUE_AFTER_SECONDS", 60),
+        "JOB_SWEEP_SECONDS": _int("JOB_SWEEP_SECONDS", 60),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": redis_url,  # None: settle_limit_storage picks the database
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "sjc"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis down: each process keeps counting every limit in memory until Redis answers again,
+        # and a storage error never fails a request (README, "When Redis or the database is down").
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
         "PASSWORD_HASH_METHOD": os.environ.get("PASSWORD_HASH_METHOD", "scrypt"),
         "REDEMPTION_CODE_TTL_SECONDS": _int("REDEMPTION_CODE_TTL_SECONDS", 120),

@@ -4,7 +4,7 @@ import logging
 import uuid
 
 from flask import Response, current_app, g, has_app_context, request
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .i18n import localise_problem
@@ -12,6 +12,7 @@ from .i18n import localise_problem
 log = logging.getLogger("app.errors")
 
 PROBLEM_JSON = "application/problem+json"
+DATABASE_RETRY_AFTER = 5  # seconds: a dropped connection is replaced on the next checkout
 
 
 class AppError(Exception):
@@ -235,7 +236,23 @@ def register_error_handlers(app) -> None:
             log.warning("write conflict request_id=%s", g.get("request_id"))
             return problem(409, "conflict", "The request conflicts with a concurrent one", "Retry the request")
         log.exception("database error request_id=%s", g.get("request_id"))
-        return problem(503, "database_unavailable", "The database is unavailable", "Retry later")
+        return _database_unavailable()
+
+    @app.errorhandler(DBAPIError)
+    def _dbapi_error(exc):
+        # A driver error on a connection that died (e.g. "the connection is closed"): as OperationalError.
+        if exc.connection_invalidated:
+            from .extensions import db
+
+            db.session.rollback()
+            log.exception("database connection lost request_id=%s", g.get("request_id"))
+            return _database_unavailable()
+        return _unexpected(exc)
+
+    def _database_unavailable():
+        # Nothing of the unit of work was committed; the same request may be sent again.
+        return problem(503, "database_unavailable", "The database is unavailable", "Retry later",
+                       headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
 
     @app.errorhandler(Exception)
     def _unexpected(exc):

@@ -30,7 +30,7 @@ def healthz():
         try:
             from redis import Redis
 
-            Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2).ping()
+            Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2).ping()
             report["redis"] = "ok"
         except Exception:
             current_app.logger.exception("health check: redis unreachable")

@@ -1,5 +1,11 @@
 """Test harness: one app per run, the schema built by the real migrations, a rolled-back transaction per test.
 
+Every test-client request runs in its own app context — its own `g` and its
+own session, as under a real server — on the test's connection. Before a
+request the test body's session commits (a savepoint in the per-test
+transaction), so the request sees what the test wrote and the test body
+reloads afterwards what the request committed.
+
 TEST_DATABASE_URL picks the database (default: a fresh SQLite file) and
 TEST_REDIS_URL turns Redis on (rate-limit storage, RQ). Tests marked
 `committing` run outside the per-test transaction (races across real
@@ -11,6 +17,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from flask import has_app_context
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app import create_app
@@ -59,11 +67,22 @@ def _reset_schema(app) -> None:
         flask_migrate.upgrade()
 
 
+class RequestContextClient(FlaskClient):
+    """A test client whose every request gets a fresh app context (so a fresh `g` and session)."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            db.session.commit()  # the request sees what the test body wrote; the body's objects reload after
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app():
     if ON_CI and not REDIS_URL and DATABASE_URL.startswith("postgresql"):
         raise RuntimeError("CI runs the PostgreSQL suite with Redis: set TEST_REDIS_URL")
     application = create_app(test_config())
+    application.test_client_class = RequestContextClient
     _reset_schema(application)
     if REDIS_URL:
         from redis import Redis

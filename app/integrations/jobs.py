@@ -3,6 +3,7 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 
+from .. import jobs
 from ..errors import is_write_conflict
 from ..extensions import db
 from ..transaction import transaction
@@ -34,6 +35,7 @@ def _chunk_with_retries(import_id: str, rows: list) -> bool:
     for attempt in range(1, CHUNK_RETRIES + 1):
         try:
             with transaction():
+                jobs.keep_alive()  # this runner is alive: the sweep leaves the job to it
                 return service.process_import_chunk(import_id, rows)
         except OperationalError as exc:
             if attempt == CHUNK_RETRIES or not is_write_conflict(exc):

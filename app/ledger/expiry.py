@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from ..columns import utcnow
 from ..extensions import db
+from .. import jobs
 from ..transaction import transaction
 from . import service as ledger
 from .kinds import EntryKind
@@ -30,6 +31,7 @@ def expire_points(now: datetime | None = None, batch_size: int = BATCH_SIZE) -> 
     expired = 0
     while True:
         with transaction():
+            jobs.keep_alive()  # run as a job: renew its lease with each batch
             batch = _due(now, batch_size, skip_locked=True) or _due(now, batch_size, skip_locked=False)
             if not batch:
                 return expired

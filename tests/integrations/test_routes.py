@@ -245,9 +245,9 @@ def test_a_request_that_is_not_properly_signed_is_401(client, device, resident, 
     elif tamper == "secret":
         headers = signed_headers(device, body, secret="f" * 64)
     elif tamper == "stale":
-        headers = signed_headers(device, body, timestamp=int(time.time()) - 301)
+        headers = signed_headers(device, body, timestamp=int(time.time()) - 310)
     elif tamper == "future":
-        headers = signed_headers(device, body, timestamp=int(time.time()) + 301)
+        headers = signed_headers(device, body, timestamp=int(time.time()) + 310)
     elif tamper == "unknown":
         headers["X-Integration-Id"] = "0" * 32
     elif tamper == "path":
