@@ -89,3 +89,27 @@ def test_every_feature_blueprint_parses_bodies_in_one_place(app):
     assert len(smorest) >= 9
     for blueprint in smorest:
         assert isinstance(blueprint, Blueprint), blueprint.name
+
+
+def test_an_empty_json_body_on_a_route_that_takes_none_is_no_body(client, resident):
+    """Mobile clients send `Content-Type: application/json` on every request, body or not."""
+    response = client.post("/api/v1/auth/logout", data=b"", content_type="application/json",
+                           headers=resident.headers)
+
+    assert response.status_code == 204
+
+
+def test_an_empty_json_body_where_one_is_needed_names_the_missing_fields(client):
+    response = client.post("/api/v1/auth/login", data=b"  ", content_type="application/json")
+
+    body = assert_problem(response, 422, "validation_error")
+    assert {"phone", "password"} <= set(body["errors"])
+
+
+def test_a_hostile_body_is_refused_without_an_error_in_the_log(client, caplog):
+    """The per-phone limit keys on the address instead of failing, and nothing logs a traceback."""
+    with caplog.at_level("WARNING"):
+        response = post(client, "/api/v1/auth/login", HOSTILE["NaN"])
+
+    assert_problem(response, 400, "malformed_json")
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]

@@ -4,6 +4,7 @@ from flask_limiter.util import get_remote_address
 
 from ..auth import current_user, require_auth
 from ..extensions import Blueprint, limiter
+from ..json_body import MalformedJSON
 from ..idempotency import idempotent
 from ..schemas import NoBody
 from ..transaction import transactional
@@ -16,7 +17,10 @@ bp = Blueprint("accounts", __name__, description="Communities, residents, househ
 
 
 def _phone_key() -> str:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except MalformedJSON:  # refused with 400 by the route's parser; the limit keys on the address
+        body = None
     phone = body.get("phone") if isinstance(body, dict) else None
     # Cut to the longest phone the schemas accept: the raw value would become the storage key.
     return f"phone:{phone[:32]}" if isinstance(phone, str) else f"ip:{get_remote_address()}"
