@@ -12,6 +12,7 @@ from pathlib import Path
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
+BUILT_IN_SECRETS = (DEV_SECRET, DEV_JWT_SECRET)  # in the source: never a production value, for either setting
 DEVELOPMENT_ENVS = ("development", "demo", "test")
 MIN_SECRET_LENGTH = 32
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
@@ -76,6 +77,7 @@ def load_config() -> dict:
         "JOBS_INLINE": _bool("JOBS_INLINE", redis_url is None),
         # A running job not renewed within the lease is abandoned; workers sweep lost and abandoned jobs.
         "JOB_LEASE_SECONDS": _int("JOB_LEASE_SECONDS", 600),
+        "JOB_TIMEOUT_SECONDS": _int("JOB_TIMEOUT_SECONDS", 3600),  # RQ stops a job running longer
         "JOB_REQUEUE_AFTER_SECONDS": _int("JOB_REQUEUE_AFTER_SECONDS", 60),
         "JOB_SWEEP_SECONDS": _int("JOB_SWEEP_SECONDS", 60),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
@@ -134,12 +136,12 @@ def settle_secrets(config: dict) -> None:
         value = config.get(name)
         if env in DEVELOPMENT_ENVS:
             config[name] = value or builtin
-        elif value and value != builtin and len(value) >= MIN_SECRET_LENGTH:
+        elif value and value not in BUILT_IN_SECRETS and len(value) >= MIN_SECRET_LENGTH:
             continue
         elif not value and is_in_memory(config.get("SQLALCHEMY_DATABASE_URI", "")):
             config[name] = secrets.token_urlsafe(48)
         else:
             raise ConfigError(
-                f"{name} must be set to a random value of at least {MIN_SECRET_LENGTH} characters "
+                f"{name} must be set to a random value of at least {MIN_SECRET_LENGTH} characters, not a built-in one "
                 f"(APP_ENV is {env!r}; only APP_ENV=development, demo or test may use the built-in secrets)"
             )

@@ -114,9 +114,14 @@ def check_data_keys(config: dict) -> None:
 
     An in-memory database (nothing outlives the process) gets a random key made for this process.
     """
+    development = config.get("APP_ENV") in DEVELOPMENT_ENVS
     if config.get("DATA_KEYS"):
-        parse_data_keys(config["DATA_KEYS"])
-    elif config.get("APP_ENV") in DEVELOPMENT_ENVS:
+        ring = parse_data_keys(config["DATA_KEYS"])
+        built_in = parse_data_keys(DEV_DATA_KEYS).keys[0][1]
+        if not development and any(key == built_in for _, key in ring.keys):
+            raise ConfigError("DATA_KEYS holds the built-in development key: it is in the source, never a real key "
+                              f"(generate one with {GENERATE})")
+    elif development:
         return
     elif is_in_memory(config.get("SQLALCHEMY_DATABASE_URI", "")):
         config["DATA_KEYS"] = "process:" + base64.b64encode(os.urandom(32)).decode()

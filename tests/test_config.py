@@ -196,3 +196,20 @@ def test_only_a_database_that_lives_in_one_process_counts_limits_in_memory(monke
     settle_limit_storage(config)
 
     assert config["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+@pytest.mark.parametrize("name, other_built_in", [("SECRET_KEY", DEV_JWT_SECRET), ("JWT_SECRET_KEY", DEV_SECRET)])
+def test_production_refuses_the_other_settings_built_in_value_too(production, name, other_built_in):
+    production.setenv(name, other_built_in)
+
+    with pytest.raises(ConfigError, match=name):
+        create_app(conftest.test_config())
+
+
+def test_production_refuses_the_built_in_data_key(production):
+    from app.keyring import DEV_DATA_KEYS
+
+    production.setenv("DATA_KEYS", "k9:" + base64.b64encode(b"e" * 32).decode() + "," + DEV_DATA_KEYS)
+
+    with pytest.raises(ConfigError, match="DATA_KEYS holds the built-in development key"):
+        create_app(conftest.test_config())

@@ -50,3 +50,29 @@ def test_upgrade_keeps_each_devices_secret_and_each_codes_digits(app, resident, 
     assert sealed[live_id] != live_digits  # the downgrade had put the digits back under the keystream
     assert rewards.unseal(db.session.get(RedemptionCode, live_id)) == live_digits
     assert rewards.unseal(db.session.get(RedemptionCode, used_id)) == used_digits
+
+
+@pytest.mark.committing
+def test_upgrade_with_a_new_secret_key_reads_the_old_one_from_legacy_secret_key(app, monkeypatch, resident, reward,
+                                                                               fund, factor_set):
+    """A service that ran on the built-in SECRET_KEY upgrades with a new one and the old in LEGACY_SECRET_KEY."""
+    fund(resident.household_id, 500)
+    live, live_digits = rewards.create_code(resident.user, reward.id, 1)
+    db.session.commit()
+    live_id, old_key = live.id, app.config["SECRET_KEY"]
+    db.session.remove()
+
+    try:
+        flask_migrate.downgrade(revision=BEFORE)
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO integrations (id, name, kind, source, secret_salt, active, created_at) "
+                              "VALUES ('old-device', 'old', 'device', 'device', :salt, :true, '2026-01-01 00:00:00')"),
+                         {"salt": "5a1t" * 16, "true": True})
+        expected = derived_secret("old-device", "5a1t" * 16)
+        monkeypatch.setitem(app.config, "SECRET_KEY", "n" * 48)  # the new, random SECRET_KEY
+        monkeypatch.setenv("LEGACY_SECRET_KEY", old_key)
+    finally:
+        flask_migrate.upgrade()
+
+    assert integrations.secret_of(db.session.get(Integration, "old-device")) == expected
+    assert rewards.unseal(db.session.get(RedemptionCode, live_id)) == live_digits

@@ -3,7 +3,9 @@
 Integration secrets were derived from SECRET_KEY and `secret_salt`, and a code's digits were masked
 with a SECRET_KEY keystream. The upgrade computes both exactly as the code did, with the SECRET_KEY
 of the environment it runs in, and stores them encrypted under the active data key: every device
-keeps its secret and every code its digits. Run it with the SECRET_KEY the service has been using.
+keeps its secret and every code its digits. Run it with the SECRET_KEY the service has been using,
+or, where that was the built-in development value (which production now refuses), with it in
+LEGACY_SECRET_KEY and a new random SECRET_KEY.
 
 The downgrade puts the codes' digits back under the SECRET_KEY keystream, but cannot put a random
 secret back behind a salt: every integration gets a new salt, so a new secret (`integrations list`
@@ -17,6 +19,7 @@ Create Date: 2026-12-08 10:00:00.000000
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 
 import sqlalchemy as sa
@@ -43,16 +46,21 @@ codes = sa.table('redemption_codes', sa.column('id', sa.String), sa.column('code
                  sa.column('code_encrypted', sa.String))
 
 
+def _old_secret_key():
+    """The SECRET_KEY the service ran on before this revision."""
+    return os.environ.get('LEGACY_SECRET_KEY') or current_app.config['SECRET_KEY']
+
+
 def _derived_secret(integration_id, salt):
     """What integrations.service.secret_of returned before this revision."""
-    key = hmac.new(current_app.config['SECRET_KEY'].encode(), b'songjiang-carbon/integration-secret/v1',
+    key = hmac.new(_old_secret_key().encode(), b'songjiang-carbon/integration-secret/v1',
                    hashlib.sha256).digest()
     return hmac.new(key, f'{integration_id}\x1f{salt}'.encode(), hashlib.sha256).hexdigest()
 
 
 def _keystream(code_id):
     """The mask rewards.service sealed a code's digits with before this revision."""
-    mac = hmac.new(current_app.config['SECRET_KEY'].encode(), f'redemption-code:{code_id}'.encode(), hashlib.sha256)
+    mac = hmac.new(_old_secret_key().encode(), f'redemption-code:{code_id}'.encode(), hashlib.sha256)
     return int.from_bytes(mac.digest(), 'big') % 10**CODE_DIGITS
 
 
