@@ -101,7 +101,9 @@ def dispatch() -> None:
     try:
         queue = rq_queue()
         for job_id in ids:
-            queue.enqueue("app.jobs.run_in_worker", job_id, job_id=job_id)  # one RQ job per row, by its id
+            # One RQ job per row, by its id; RQ stops a job at JOB_TIMEOUT_SECONDS (its own default is 180 s).
+            queue.enqueue("app.jobs.run_in_worker", job_id, job_id=job_id,
+                          job_timeout=current_app.config["JOB_TIMEOUT_SECONDS"])
     except Exception:  # the rows are committed and stay queued: a worker's sweep pushes them again
         log.exception("could not push %d job(s) to Redis; they stay queued for the next sweep", len(ids))
 
@@ -119,6 +121,11 @@ def _lease() -> timedelta:
     return timedelta(seconds=current_app.config["JOB_LEASE_SECONDS"])
 
 
+def _whole_run_lease() -> timedelta:
+    """The lease of a job that cannot renew it (one unit of work): past the time RQ lets it run."""
+    return timedelta(seconds=current_app.config["JOB_TIMEOUT_SECONDS"] + 60)
+
+
 def run_job(job_id: str) -> str:
     """Claim and run one job; returns its final state.
 
@@ -134,11 +141,14 @@ def run_job(job_id: str) -> str:
             .values(state="running", started_at=now, lease_until=now + _lease(), attempts=Job.attempts + 1)
             .execution_options(synchronize_session=False)
         ).rowcount
+        if claimed:
+            job = db.session.get(Job, job_id, populate_existing=True)
+            name, args = job.name, json.loads(job.args)
+            run, chunked = handlers()[name]
+            if not chunked:  # it cannot renew its lease: nobody may take it over while it may still run
+                job.lease_until = now + _whole_run_lease()
     if not claimed:
         return "skipped"
-    job = db.session.get(Job, job_id, populate_existing=True)
-    name, args = job.name, json.loads(job.args)
-    run, chunked = handlers()[name]
     token = _running.set(job_id)
     try:
         if chunked:

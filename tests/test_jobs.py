@@ -180,3 +180,32 @@ def test_the_sweep_does_not_push_again_a_job_still_waiting_in_redis(app, monkeyp
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
     db.session.remove()
     assert RAN == ["waiting"] and db.session.get(jobs.Job, job_id).state == "done"
+
+
+def test_a_job_of_one_unit_of_work_holds_its_lease_past_the_time_rq_lets_it_run(app):
+    """It cannot renew its lease, so nobody may take it over while it may still be running."""
+    leases = []
+
+    def long_job():
+        leases.append(db.session.scalar(select(jobs.Job.lease_until).where(jobs.Job.name == "tests.long")))
+
+    jobs.register_handlers(app, {"tests.long": long_job})
+    jobs.enqueue("tests.long")
+    db.session.commit()
+    jobs.dispatch()
+
+    assert leases[0] > utcnow() + timedelta(seconds=app.config["JOB_TIMEOUT_SECONDS"])
+
+
+@pytest.mark.committing
+@pytest.mark.skipif("not __import__('tests.conftest').conftest.REDIS_URL", reason="needs Redis (the PostgreSQL run)")
+def test_a_job_reaches_rq_with_the_configured_timeout_not_rqs_180_seconds(app, monkeypatch):
+    monkeypatch.setitem(app.config, "JOBS_INLINE", False)
+    queue = jobs.rq_queue()
+    queue.empty()
+    job_id = jobs.enqueue("tests.note", label="timed").id
+    db.session.commit()
+    jobs.dispatch()
+
+    assert queue.fetch_job(job_id).timeout == app.config["JOB_TIMEOUT_SECONDS"] == 3600
+    queue.empty()
