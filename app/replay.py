@@ -1,10 +1,11 @@
 """Signed requests already received: a repeated X-Signature within its timestamp window is refused.
 
-With REDIS_URL the signature is a key set only if absent (SET NX), expiring when its timestamp
-window closes. Without Redis, or while Redis fails, it is a row of `seen_signatures` inserted only
-if absent in the request's own transaction: of two concurrent identical requests the second waits
-for the first and is refused once that one commits (a first request that rolls back leaves nothing,
-so its retry is not refused). Expired rows are pruned now and then by the requests themselves.
+Every signature is a row of `seen_signatures` inserted only if absent in the request's own
+transaction: of two concurrent identical requests the second waits for the first and is refused
+once that one commits (a first request that rolls back leaves nothing, so its retry is not
+refused). With REDIS_URL it is also a key set only if absent (SET NX), expiring when its timestamp
+window closes, and either store having seen it refuses it; so a replay is refused whether or not
+Redis answered for the first request. Expired rows are pruned now and then by the requests themselves.
 """
 import logging
 import secrets
@@ -35,10 +36,8 @@ class SeenSignature(db.Model):
 
 def claim_signature(signature: str, expires_at: datetime) -> None:
     """Note `signature` as received until `expires_at`; 401 if it already was. Does not commit."""
-    claimed = _claim_in_redis(signature, expires_at)
-    if claimed is None:
-        claimed = _claim_in_database(signature, expires_at)
-    if not claimed:
+    new_in_redis = _claim_in_redis(signature, expires_at)  # None: no Redis, or Redis failed
+    if not _claim_in_database(signature, expires_at) or new_in_redis is False:
         raise Unauthenticated(REPEATED)
 
 
@@ -65,8 +64,8 @@ def _claim_in_redis(signature: str, expires_at: datetime) -> bool | None:
     seconds = max(1, int((expires_at - utcnow()).total_seconds()) + 1)
     try:
         return bool(client.set(key, 1, nx=True, ex=seconds))
-    except Exception:  # Redis down: the database holds the signatures meanwhile
-        log.warning("signature replay check fell back to the database: Redis failed", exc_info=True)
+    except Exception:  # Redis down: the database still holds every signature
+        log.warning("signature replay check on the database alone: Redis failed", exc_info=True)
         return None
 
 

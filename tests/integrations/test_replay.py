@@ -136,3 +136,27 @@ def test_of_identical_concurrent_requests_exactly_one_passes(app, client, device
     db.session.remove()
     assert db.session.scalar(select(func.count()).select_from(Action).where(Action.integration_id == device.id)) == 1
     assert balance(client, resident) == 200
+
+
+@pytest.mark.skipif("not __import__('tests.conftest').conftest.REDIS_URL", reason="needs Redis (the PostgreSQL run)")
+@pytest.mark.parametrize("redis_fails_for", ["the first request", "the replay"])
+def test_a_replay_is_refused_when_redis_answered_for_only_one_of_the_two(app, client, device, resident, monkeypatch,
+                                                                        redis_fails_for):
+    import app.replay as replay
+
+    class Down:
+        def set(self, *args, **kwargs):
+            raise ConnectionError("Redis is down")
+
+    raw = json.dumps(record("trip-1", card_of(resident))).encode()
+    headers = signed_headers(device, raw)
+    working = replay._redis
+
+    monkeypatch.setattr(replay, "_redis", (lambda: Down()) if redis_fails_for == "the first request" else working)
+    first = client.post(ACTIONS_PATH, data=raw, headers=headers)
+    monkeypatch.setattr(replay, "_redis", working if redis_fails_for == "the first request" else (lambda: Down()))
+    again = client.post(ACTIONS_PATH, data=raw, headers=headers)
+
+    assert first.get_json()["results"][0]["status"] == "created"
+    assert_problem(again, 401, "unauthenticated")
+    assert len(actions_of(device.id)) == 1
