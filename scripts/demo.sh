@@ -2,14 +2,15 @@
 # Install, build the schema, load demo data and serve the API on http://127.0.0.1:${PORT:-5000}
 # with the embedded defaults: SQLite in instance/demo.db, background jobs inline, no Redis needed.
 #   ./scripts/demo.sh           keep the demo data of earlier runs (seeding is safe to run twice)
-#   ./scripts/demo.sh --reset   start from fresh demo data: deletes instance/demo.db and nothing else
+#   ./scripts/demo.sh --reset   start from fresh demo data: deletes instance/demo.db (and its rate-limit
+#                               counters, instance/demo.db-limits) and nothing else
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reset=false
 for arg in "$@"; do
   case "$arg" in
     --reset) reset=true ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (try --reset)" >&2; exit 2 ;;
   esac
 done
@@ -27,7 +28,7 @@ demo_db="$PWD/instance/demo.db"
 export DATABASE_URL="sqlite:///$demo_db"
 mkdir -p instance
 if $reset; then
-  rm -f "$demo_db" "$demo_db-wal" "$demo_db-shm"
+  rm -f "$demo_db" "$demo_db-wal" "$demo_db-shm" "$demo_db-limits" "$demo_db-limits-wal" "$demo_db-limits-shm"
   echo "demo data reset: removed instance/demo.db"
 fi
 .venv/bin/flask --app app db upgrade
