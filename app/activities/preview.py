@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ..accounts.models import Household, User
 from ..accounts.service import mask_phone
+from ..campaigns import service as campaigns
 from ..columns import utcnow
 from ..extensions import db
 from . import valuation
@@ -117,30 +118,35 @@ def review_items(actions: list[Action]) -> list[ReviewItem]:
         select(Household.id, Household.card_number).where(Household.id.in_({a.household_id for a in actions}))
     ).all())
     previews = preview_approvals(actions)
+    campaign_parts = campaigns.preview_campaign_points(
+        [(action, valued.base_points) for action in actions
+         for _, valued in [previews.get(action.id, (None, None))] if valued])
     items = []
     for action in actions:
         resident = residents.get(action.resident_id)
         row, valued = previews.get(action.id, (None, None))
+        campaign_points = campaign_parts.get(action.id, 0)
         items.append(ReviewItem(action, {
             "resident_name_masked": mask_name(resident.display_name) if resident else None,
             "phone_masked": mask_phone(resident.phone) if resident else None,
             "household_card": households.get(action.household_id),
             "community_id": action.community_id,
-            "points_if_approved": valued.base_points if valued else None,
-            "receipt_preview": _receipt_preview(row, valued) if valued else None,
+            "points_if_approved": valued.base_points + campaign_points if valued else None,
+            "receipt_preview": _receipt_preview(row, valued, campaign_points) if valued else None,
             "appeal_note": action.appeal_note if action.appeal else None,
             "rejection_reason": action.reject_reason,
         }))
     return items
 
 
-def _receipt_preview(row: FactorRow, valued: valuation.Valuation) -> dict:
+def _receipt_preview(row: FactorRow, valued: valuation.Valuation, campaign_points: int) -> dict:
     return {
         "factor_set": row.factor_set.code, "factor_id": row.id,
         "kgco2e_per_unit": plain(row.kgco2e_per_unit), "points_per_unit": plain(row.points_per_unit),
         "credited_quantity": plain(valued.credited), "cap_applied": valued.binding_cap,
         "cap_remaining": {name: plain(max(left, Decimal(0))) for name, left in valued.cap_remaining.items()},
-        "reduction_g": valued.reduction_g, "base_points": valued.base_points, "points": valued.base_points,
+        "reduction_g": valued.reduction_g, "base_points": valued.base_points, "campaign_points": campaign_points,
+        "points": valued.base_points + campaign_points,
     }
 
 

@@ -18,6 +18,8 @@ class ReceiptPreviewOut(Schema):
     cap_remaining = fields.Dict(keys=fields.String(metadata={"enum": list(CAPS)}), values=PlainDecimal())
     reduction_g = fields.Integer()
     base_points = fields.Integer()
+    campaign_points = fields.Integer(metadata={
+        "description": "What active campaigns would add, cut to caps and budgets as they stand"})
     points = fields.Integer()
 
 
@@ -27,7 +29,8 @@ class ReviewOut(Schema):
     household_card = fields.String(allow_none=True)
     community_id = fields.String()
     points_if_approved = fields.Integer(allow_none=True, metadata={
-        "description": "Points an approval now would credit, caps applied as they stand (pending actions only)"})
+        "description": "Points an approval now would credit, campaign parts included, caps and budgets as they stand "
+                       "(pending actions only)"})
     receipt_preview = fields.Nested(ReceiptPreviewOut, allow_none=True, metadata={
         "description": "The receipt an approval now would freeze (pending actions only)"})
     appeal_note = fields.String(allow_none=True)

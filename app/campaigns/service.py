@@ -400,6 +400,58 @@ def lock_for_households(household_ids) -> None:
         ledger.lock(*[("campaign", cid) for cid in sorted(ids)])
 
 
+def preview_campaign_points(valued: list[tuple[Action, int]]) -> dict[str, int]:
+    """For each (action, base points): the campaign points an approval now would add. Reads, locks nothing.
+
+    The parts of `apply_campaigns` in the same order, each cut to the household's remaining cap and to
+    the budget as they stand (a concurrent approval may still take what is left first). A constant
+    number of queries for any number of actions.
+    """
+    if not valued:
+        return {}
+    now = utcnow()
+    campaigns = list(db.session.scalars(
+        select(Campaign).where(Campaign.status == "active", Campaign.ends_at > now, Campaign.id.in_(
+            select(CampaignCommunity.campaign_id).where(
+                CampaignCommunity.community_id.in_({a.community_id for a, _ in valued}))))
+        .order_by(Campaign.starts_at, Campaign.id)))
+    if not campaigns:
+        return {action.id: 0 for action, _ in valued}
+    ids = [c.id for c in campaigns]
+    communities, types = {}, {}
+    for campaign_id, community_id in db.session.execute(
+            select(CampaignCommunity.campaign_id, CampaignCommunity.community_id)
+            .where(CampaignCommunity.campaign_id.in_(ids))):
+        communities.setdefault(campaign_id, set()).add(community_id)
+    for campaign_id, action_type, variant in db.session.execute(
+            select(CampaignActionType.campaign_id, CampaignActionType.action_type, CampaignActionType.variant)
+            .where(CampaignActionType.campaign_id.in_(ids))):
+        types.setdefault(campaign_id, set()).add((action_type, variant))
+    budgets = _balances(ids)
+    held = dict(((campaign_id, household_id), int(points)) for campaign_id, household_id, points in db.session.execute(
+        select(CampaignAward.campaign_id, CampaignAward.household_id, func.sum(CampaignAward.points))
+        .where(CampaignAward.campaign_id.in_([c.id for c in campaigns if c.per_household_cap is not None]),
+               CampaignAward.household_id.in_({a.household_id for a, _ in valued}),
+               CampaignAward.kind.in_(("action", "reversal")))
+        .group_by(CampaignAward.campaign_id, CampaignAward.household_id)))
+    out = {}
+    for action, base_points in valued:
+        total = 0
+        for campaign in campaigns:
+            kinds = types.get(campaign.id, set())
+            if (action.community_id not in communities.get(campaign.id, ())
+                    or not campaign.starts_at <= action.occurred_at < campaign.ends_at
+                    or not {(action.action_type, ""), (action.action_type, action.variant or "")} & kinds):
+                continue
+            points = uncut_part(base_points, campaign)
+            if campaign.per_household_cap is not None:
+                points = min(points, max(campaign.per_household_cap
+                                         - held.get((campaign.id, action.household_id), 0), 0))
+            total += min(points, budgets.get(campaign.id, 0))
+        out[action.id] = total
+    return out
+
+
 def apply_campaigns(action: Action) -> int:
     """Pay the parts of the active campaigns matching a just-approved action, in (starts_at, id) order.
 

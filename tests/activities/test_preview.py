@@ -154,7 +154,7 @@ def test_a_page_of_the_queue_costs_the_same_queries_for_3_or_40_items(client, fa
     many = statements_for(40)
 
     assert few[0] == 3 and many[0] == 40
-    assert many[1] == few[1] <= 10
+    assert many[1] == few[1] <= 11  # 10, and one for the active campaigns that could add to each item
 
 
 def test_a_row_changed_by_a_later_factor_set_is_previewed_with_the_new_row(
