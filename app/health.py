@@ -4,6 +4,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from .extensions import Blueprint, db
+from .redis_client import redis_client
 
 bp = Blueprint("health", __name__, description="Liveness of the service and its backing stores")
 
@@ -28,9 +29,7 @@ def healthz():
         report["database"] = "error"
     if current_app.config.get("REDIS_URL"):
         try:
-            from redis import Redis
-
-            Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2).ping()
+            redis_client().ping()
             report["redis"] = "ok"
         except Exception:
             current_app.logger.exception("health check: redis unreachable")

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .columns import UTCDateTime, new_id, utcnow
 from .extensions import db
+from .redis_client import redis_client
 from .transaction import transaction
 
 log = logging.getLogger("app.jobs")
@@ -109,12 +110,9 @@ def dispatch() -> None:
 
 
 def rq_queue():
-    from redis import Redis
     from rq import Queue
 
-    # Bounded waits: a Redis that hangs must not hold a request that has already committed.
-    connection = Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
-    return Queue(QUEUE, connection=connection)
+    return Queue(QUEUE, connection=redis_client())  # bounded waits: the request has already committed
 
 
 def _lease() -> timedelta:

@@ -19,6 +19,7 @@ from .columns import UTCDateTime, utcnow
 from .dialect import insert_ignoring_conflicts
 from .errors import Unauthenticated
 from .extensions import db
+from .redis_client import redis_client
 
 log = logging.getLogger("app.replay")
 
@@ -41,18 +42,7 @@ def claim_signature(signature: str, expires_at: datetime) -> None:
         raise Unauthenticated(REPEATED)
 
 
-_clients: dict = {}
-
-
-def _redis():
-    url = current_app.config.get("REDIS_URL")
-    if not url:
-        return None
-    if url not in _clients:
-        from redis import Redis
-
-        _clients[url] = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    return _clients[url]
+_redis = redis_client  # a name of this module's own, so that a test can stand a failing Redis in
 
 
 def _claim_in_redis(signature: str, expires_at: datetime) -> bool | None:

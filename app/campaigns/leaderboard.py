@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from .. import jobs
 from ..accounts.models import User
 from ..extensions import db
+from ..redis_client import redis_client
 from .models import CampaignAward
 
 log = logging.getLogger("app.campaigns.leaderboard")
@@ -67,20 +68,12 @@ def keys(campaign_id: str) -> tuple[str, str]:
     return f"sjc:leaderboard:{{{campaign_id}}}", f"sjc:leaderboard:{{{campaign_id}}}:seq"
 
 
-_clients: dict = {}
 _scripts: dict = {}
 
 
 def client():
     """The Redis client of REDIS_URL, or None when Redis is not configured."""
-    url = current_app.config.get("REDIS_URL")
-    if not url:
-        return None
-    if url not in _clients:
-        from redis import Redis
-
-        _clients[url] = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    return _clients[url]
+    return redis_client()
 
 
 def _run(redis, source: str, keys_: tuple[str, str], args: list[str]):

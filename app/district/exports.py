@@ -27,6 +27,7 @@ from ..columns import new_id, utcnow
 from ..errors import AppError, InvalidState, NotFound
 from ..extensions import db
 from ..localtime import day_start
+from ..redis_client import redis_client
 from .models import DailyRollup, Export, HouseholdMonth
 
 log = logging.getLogger("app.district.exports")
@@ -117,18 +118,7 @@ def export_dir() -> Path:
 # ---------------------------------------------------------------- progress (a side channel while running)
 
 
-_redis = {}
-
-
-def _redis_client():
-    url = current_app.config.get("REDIS_URL")
-    if not url:
-        return None
-    if url not in _redis:
-        from redis import Redis
-
-        _redis[url] = Redis.from_url(url, socket_timeout=2)
-    return _redis[url]
+_redis_client = redis_client
 
 
 def _progress_key(export_id: str) -> str:
