@@ -122,26 +122,37 @@ def settle_limit_storage(config: dict) -> None:
         config["RATELIMIT_STORAGE_URI"] = "memory://" if in_memory else "sjc+database://"
 
 
+def missing_secret_source(config: dict) -> str | None:
+    """What stands in for a secret or key that is not set: the rule for every one of them.
+
+    "built-in" under APP_ENV development, demo or test; "random" (made for this process) on an
+    in-memory database, where nothing outlives the process; None anywhere else: refuse to start.
+    """
+    if config.get("APP_ENV") in DEVELOPMENT_ENVS:
+        return "built-in"
+    if is_in_memory(config.get("SQLALCHEMY_DATABASE_URI", "")):
+        return "random"
+    return None
+
+
 def settle_secrets(config: dict) -> None:
     """Fill in or refuse SECRET_KEY and JWT_SECRET_KEY, in place.
 
-    APP_ENV development, demo or test: the built-in values where none is set.
-    Anything else (production, staging, or APP_ENV unset): a random value of at
-    least 32 characters, other than a built-in one, else ConfigError — except on
-    an in-memory database, where nothing outlives the process and a random
-    secret made for this process alone signs what it serves.
+    A value that is set must be random, at least 32 characters and not a built-in one, except under
+    APP_ENV development, demo or test; one that is not set follows `missing_secret_source`.
     """
-    env = config.get("APP_ENV")
+    source = missing_secret_source(config)
     for name, builtin in (("SECRET_KEY", DEV_SECRET), ("JWT_SECRET_KEY", DEV_JWT_SECRET)):
         value = config.get(name)
-        if env in DEVELOPMENT_ENVS:
+        if source == "built-in":
             config[name] = value or builtin
         elif value and value not in BUILT_IN_SECRETS and len(value) >= MIN_SECRET_LENGTH:
             continue
-        elif not value and is_in_memory(config.get("SQLALCHEMY_DATABASE_URI", "")):
+        elif not value and source == "random":
             config[name] = secrets.token_urlsafe(48)
         else:
             raise ConfigError(
                 f"{name} must be set to a random value of at least {MIN_SECRET_LENGTH} characters, not a built-in one "
-                f"(APP_ENV is {env!r}; only APP_ENV=development, demo or test may use the built-in secrets)"
+                f"(APP_ENV is {config.get('APP_ENV')!r}; only APP_ENV=development, demo or test may use the "
+                "built-in secrets)"
             )

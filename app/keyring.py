@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
 
-from .config import DEVELOPMENT_ENVS, ConfigError, is_in_memory
+from .config import ConfigError, missing_secret_source
 from .errors import AppError
 
 log = logging.getLogger("app.keyring")
@@ -114,16 +114,16 @@ def check_data_keys(config: dict) -> None:
 
     An in-memory database (nothing outlives the process) gets a random key made for this process.
     """
-    development = config.get("APP_ENV") in DEVELOPMENT_ENVS
+    source = missing_secret_source(config)
     if config.get("DATA_KEYS"):
         ring = parse_data_keys(config["DATA_KEYS"])
         built_in = parse_data_keys(DEV_DATA_KEYS).keys[0][1]
-        if not development and any(key == built_in for _, key in ring.keys):
+        if source != "built-in" and any(key == built_in for _, key in ring.keys):
             raise ConfigError("DATA_KEYS holds the built-in development key: it is in the source, never a real key "
                               f"(generate one with {GENERATE})")
-    elif development:
+    elif source == "built-in":
         return
-    elif is_in_memory(config.get("SQLALCHEMY_DATABASE_URI", "")):
+    elif source == "random":
         config["DATA_KEYS"] = "process:" + base64.b64encode(os.urandom(32)).decode()
     else:
         raise ConfigError(
