@@ -1,12 +1,15 @@
-"""Throughput and latency of action logging and redemption against a bare Flask + psycopg write.
+"""Throughput and latency of the hot paths against a bare Flask + psycopg ceiling, in one run.
 
-    .venv/bin/python scripts/bench.py [--clients 32] [--requests 3000] [--workers 4]
+    .venv/bin/python scripts/bench.py [--workers 2] [--clients 16] [--seconds 10]
 
-Builds a fresh PostgreSQL database (songjiang_bench), starts the app and the bare baseline
-(scripts/bench_bare.py) under gunicorn with the same worker count, and drives both from the same
-load generator in this run: POST /actions (one pending action — one INSERT), POST
-/merchant/redemptions (claim code, stock, ledger transfer) and the bare single INSERT. Prints
-requests per second, p50/p99 latency, the ratios to the baseline, and any non-2xx replies.
+Builds a fresh PostgreSQL database (songjiang_bench), starts the app and the ceiling
+(scripts/bench_bare.py: the same JWT verified, then one write) under gunicorn with the same worker
+count, and drives both with wrk (Debian's `wrk`; Python threads without it) in this run, rows in turn:
+a pending report (POST /actions, recycling by weight: one INSERT), a self-approved credit (POST
+/actions, walking: valuation, caps, ledger transfer), redemption at many merchants and at one, a wallet
+read, and device ingestion (signed batches of 500 records). Prints req/s, p50/p99 latency, non-2xx
+replies and the ratio to its ceiling (a single INSERT; for redemption a guarded UPDATE + INSERT; for the
+wallet a SELECT by key). Ingestion is also given in actions per second.
 """
 import argparse
 import shutil
@@ -45,12 +48,14 @@ def fresh_database():
     with psycopg.connect(DB, autocommit=True) as conn:
         conn.execute("CREATE TABLE bare_writes (id text PRIMARY KEY, household text, body text,"
                      " created_at timestamptz DEFAULT now())")
+        conn.execute("CREATE TABLE bare_wallets (owner text PRIMARY KEY, points bigint NOT NULL)")
 
 
 def server_env():
     return {
         "DATABASE_URL": DB, "RATELIMIT_ENABLED": "false", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-        "REDEMPTION_CODE_TTL_SECONDS": "3600", "LOG_LEVEL": "WARNING", "REDIS_URL": "",
+        "REDEMPTION_CODE_TTL_SECONDS": "3600", "REDEMPTION_CODES_LIVE_MAX": "100", "LOG_LEVEL": "WARNING",
+        "REDIS_URL": "",
         "BENCH_BARE_DSN": DB, "APP_ENV": "development",  # a throwaway database: built-in secrets will do
     }
 
@@ -75,7 +80,7 @@ def start(app_spec: str, port: int, workers: int) -> subprocess.Popen:
 
 def call(port, method, path, body=None, headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    data = json.dumps(body).encode() if body is not None else None
+    data = (body if isinstance(body, str) else json.dumps(body)).encode() if body is not None else None
     conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
     reply = conn.getresponse()
     raw = reply.read()
@@ -83,7 +88,7 @@ def call(port, method, path, body=None, headers=None):
     return reply.status, (json.loads(raw) if raw and raw[:1] in b"{[" else raw)
 
 
-def prepare(households: int, codes_per_household: int):
+def prepare(households: int, codes_per_household: int, walkers: int):
     """Demo data, residents with points, merchants with rewards, and live redemption codes."""
     os.environ.update(server_env())
     sys.path.insert(0, str(ROOT))
@@ -124,18 +129,63 @@ def prepare(households: int, codes_per_household: int):
                               "community_id": community["id"]})
         assert status == 201, reply
         residents.append(({"Authorization": f"Bearer {reply['access_token']}"}, reply["household"]["id"]))
+    walking = []
+    for h in range(walkers):
+        status, reply = call(APP_PORT, "POST", "/api/v1/auth/register",
+                             {"phone": f"1350{h:07d}", "password": "bench-pass-1", "display_name": f"w{h}",
+                              "community_id": community["id"]})
+        assert status == 201, reply
+        walking.append(({"Authorization": f"Bearer {reply['access_token']}"}, reply["household"]["card_number"]))
     with app.app_context():
         for _, household_id in residents:
             ledger.award(household_id, 10_000, kind="adjustment", ref_type="bench", ref_id="seed")
         db.session.commit()
-    codes = []
+    codes, one_merchant = [], []
     for index, (headers, _) in enumerate(residents):
         for k in range(codes_per_household):
             merchant_headers, reward_id = merchants[(index + k) % len(merchants)]
             status, code = call(APP_PORT, "POST", "/api/v1/redemption-codes", {"reward_id": reward_id}, headers)
             assert status == 201, code
             codes.append((merchant_headers, code["code"]))
-    return residents, codes
+        merchant_headers, reward_id = merchants[0]
+        for _ in range(codes_per_household):
+            status, code = call(APP_PORT, "POST", "/api/v1/redemption-codes", {"reward_id": reward_id}, headers)
+            assert status == 201, code
+            one_merchant.append((merchant_headers, code["code"]))
+    status, device = call(APP_PORT, "POST", "/api/v1/integrations", {"name": "bench meters", "kind": "device"}, admin)
+    assert status == 201, device
+    import psycopg
+
+    with psycopg.connect(DB, autocommit=True) as conn:  # the ceiling's wallets, one per resident
+        for headers, _ in residents + walking:
+            conn.execute("INSERT INTO bare_wallets (owner, points) VALUES (%s, 100000) ON CONFLICT DO NOTHING",
+                         (_subject(headers),))
+    return residents, codes, one_merchant, walking, device
+
+
+def _subject(headers) -> str:
+    import jwt
+
+    return jwt.decode(headers["Authorization"].removeprefix("Bearer "), options={"verify_signature": False})["sub"]
+
+
+def signed_batches(device: dict, cards: list[str], batches: int, size: int) -> list[tuple]:
+    """Batches of device records, each signed now (a signature is accepted once: one item per request)."""
+    from app.auth import sign_request
+
+    path = "/api/v1/integrations/actions"
+    now = datetime.now(timezone.utc).isoformat()
+    items = []
+    for b in range(batches):
+        records = [{"external_id": f"bench-{b}-{r}", "household_card": cards[(b * size + r) % len(cards)],
+                    "action_type": "recycling", "variant": "paper", "quantity": "1", "unit": "kg",
+                    "occurred_at": now} for r in range(size)]
+        body = json.dumps({"records": records})
+        stamp = str(int(time.time()))
+        headers = {"X-Integration-Id": device["id"], "X-Timestamp": stamp,
+                   "X-Signature": sign_request(device["secret"], stamp, "POST", path, body.encode())}
+        items.append(("POST", path, body, headers))
+    return items
 
 
 def load(port, requests, clients):
@@ -181,31 +231,36 @@ local nthreads = %(threads)d
 setup = function(thread) thread:set("tid", tid); tid = tid + 1 end
 init = function(args)
   for line in io.lines("%(path)s") do
-    local auth, body = line:match("^(.-)\t(.*)$")
-    items[#items + 1] = {auth, body}
+    local method, url, raw_headers, body = line:match("^(.-)\t(.-)\t(.-)\t(.*)$")
+    local headers = {["Content-Type"] = "application/json"}
+    for name, value in raw_headers:gmatch("([^\\31]+)\\30([^\\31]*)") do headers[name] = value end
+    items[#items + 1] = {method, url, headers, body ~= "" and body or nil}
   end
 end
 request = function()
   local i = (counter * nthreads + tid) %% #items + 1
   counter = counter + 1
   local item = items[i]
-  return wrk.format("POST", "%(url_path)s", {["Content-Type"] = "application/json",
-                    ["Authorization"] = item[1]}, item[2])
+  return wrk.format(item[1], item[2], item[3], item[4])
 end
 """
 
 
-def run_wrk(port, url_path, items, clients, seconds, workdir):
-    """Drive one endpoint with wrk (C, light on the CPU); items are (headers, body) cycled per request."""
+def run_wrk(port, items, clients, seconds, workdir, label):
+    """Drive one row with wrk (C, light on the CPU); items are (method, path, body, headers), cycled."""
     import re
-    import tempfile
 
-    data = Path(workdir) / f"items-{port}-{abs(hash(url_path))}.tsv"
-    data.write_text("\n".join(f"{h['Authorization']}\t{json.dumps(b)}" for h, b in items), encoding="utf-8")
-    script = Path(workdir) / f"drive-{port}-{abs(hash(url_path))}.lua"
-    script.write_text(WRK_SCRIPT % {"threads": 2, "path": data, "url_path": url_path})
-    done = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script),
-                           f"http://127.0.0.1:{port}"], capture_output=True, text=True)
+    def line(method, path, body, headers):
+        raw = "\x1f".join(f"{k}\x1e{v}" for k, v in (headers or {}).items())
+        text = body if isinstance(body, str) else (json.dumps(body) if body is not None else "")
+        return f"{method}\t{path}\t{raw}\t{text}"
+
+    data = Path(workdir) / f"items-{label}.tsv"
+    data.write_text("\n".join(line(*item) for item in items), encoding="utf-8")
+    script = Path(workdir) / f"drive-{label}.lua"
+    script.write_text(WRK_SCRIPT % {"threads": 2, "path": data})
+    done = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "60s", "--latency",
+                           "-s", str(script), f"http://127.0.0.1:{port}"], capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"wrk failed: {done.stdout} {done.stderr}")
     out = done.stdout
@@ -223,58 +278,75 @@ def run_wrk(port, url_path, items, clients, seconds, workdir):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--households", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=3000, help="requests per row without wrk")
     args = parser.parse_args()
     use_wrk = shutil.which("wrk") is not None
     fresh_database()
-    households = max(1, args.requests // 10)
     app_proc = start("app:create_app()", APP_PORT, args.workers)
     bare_proc = None
     try:
-        residents, codes = prepare(households, 10)
+        residents, codes, one_merchant, walking, device = prepare(args.households, 10, args.households)
         bare_proc = start("scripts.bench_bare:app", BARE_PORT, args.workers)
         now = datetime.now(timezone.utc).isoformat()
-        action = {"action_type": "recycling", "variant": "paper", "quantity": "1.5", "unit": "kg",
-                  "occurred_at": now}
-        action_reqs = [("POST", "/api/v1/actions", action, residents[i % len(residents)][0])
-                       for i in range(args.requests)]
-        redeem_reqs = [("POST", "/api/v1/merchant/redemptions", {"code": code}, headers)
-                       for headers, code in codes[: args.requests]]
-        bare_reqs = [("POST", "/bare/write", action, residents[i % len(residents)][0])
-                     for i in range(args.requests)]
-        if use_wrk:
-            workdir = tempfile.mkdtemp(prefix="sjc-bench-")
-            drive = lambda port, reqs: run_wrk(port, reqs[0][1], [(r[3], r[2]) for r in reqs], args.clients,
-                                               args.seconds, workdir)
-            drive(BARE_PORT, bare_reqs[:500])  # warm-up
-            results = {
-                "bare insert": drive(BARE_PORT, bare_reqs),
-                "POST /actions": drive(APP_PORT, action_reqs),
-                "POST /merchant/redemptions": drive(APP_PORT, redeem_reqs),
-            }
-        else:
-            load(BARE_PORT, bare_reqs[:300], args.clients)  # warm-up
-            load(APP_PORT, action_reqs[:300], args.clients)
-            results = {
-                "bare insert": load(BARE_PORT, bare_reqs, args.clients),
-                "POST /actions": load(APP_PORT, action_reqs, args.clients),
-                "POST /merchant/redemptions": load(APP_PORT, redeem_reqs, args.clients),
-            }
+        report = {"action_type": "recycling", "variant": "paper", "quantity": "1.5", "unit": "kg", "occurred_at": now}
+        walk = {"action_type": "walking", "quantity": "0.5", "unit": "km", "occurred_at": now}  # 20 a day before the cap
+        n = 20_000
+        rows = {
+            "pending report": (BARE_PORT, [("POST", "/bare/write", report, residents[i % len(residents)][0])
+                                           for i in range(n)],
+                               APP_PORT, [("POST", "/api/v1/actions", report, residents[i % len(residents)][0])
+                                          for i in range(n)]),
+            "self-approved credit": (BARE_PORT, [("POST", "/bare/write", walk, walking[i % len(walking)][0])
+                                                 for i in range(n)],
+                                     APP_PORT, [("POST", "/api/v1/actions", walk, walking[i % len(walking)][0])
+                                                for i in range(n)]),
+            "redemption, 8 merchants": (BARE_PORT, [("POST", "/bare/redeem", {"code": c}, residents[i % len(residents)][0])
+                                                    for i, (_, c) in enumerate(codes)],
+                                        APP_PORT, [("POST", "/api/v1/merchant/redemptions", {"code": c}, h)
+                                                   for h, c in codes]),
+            "redemption, 1 merchant": (BARE_PORT, [("POST", "/bare/redeem", {"code": c}, residents[i % len(residents)][0])
+                                                   for i, (_, c) in enumerate(one_merchant)],
+                                       APP_PORT, [("POST", "/api/v1/merchant/redemptions", {"code": c}, h)
+                                                  for h, c in one_merchant]),
+            "wallet read": (BARE_PORT, [("GET", "/bare/read", None, residents[i % len(residents)][0]) for i in range(n)],
+                            APP_PORT, [("GET", "/api/v1/wallet", None, residents[i % len(residents)][0])
+                                       for i in range(n)]),
+        }
+        results = {}
+        workdir = tempfile.mkdtemp(prefix="sjc-bench-")
+        drive = (lambda port, reqs, label: run_wrk(port, reqs, args.clients, args.seconds, workdir, label)) \
+            if use_wrk else (lambda port, reqs, label: load(port, reqs[:args.requests], args.clients))
+        drive(BARE_PORT, rows["pending report"][1][:500], "warm")
+        for name, (bare_port, bare_reqs, app_port, app_reqs) in rows.items():
+            results[name] = (drive(bare_port, bare_reqs, f"bare-{len(results)}"),
+                             drive(app_port, app_reqs, f"app-{len(results)}"))
+        batches = signed_batches(device, [card for _, card in walking], batches=400, size=500)
+        # A batch takes seconds, not milliseconds: fewer connections, a longer run, a generous timeout.
+        ingest = (lambda: run_wrk(APP_PORT, batches, 2, args.seconds * 3, workdir, "ingest")) if use_wrk \
+            else (lambda: load(APP_PORT, batches[:20], 2))
+        results["device ingestion, batches of 500"] = (None, ingest())
     finally:
         for proc in (app_proc, bare_proc):
             if proc:
                 proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=10)
-    base = results["bare insert"]["rps"]
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
     driver = f"wrk, {args.seconds} s per run" if use_wrk else f"Python threads, {args.requests} requests per run"
-    print(f"{args.clients} clients, {args.workers} gunicorn workers each, PostgreSQL, {driver}")
-    print(f"{'endpoint':28} {'req/s':>8} {'% of bare':>9} {'p50 ms':>7} {'p99 ms':>7}  non-2xx")
-    for name, r in results.items():
-        print(f"{name:28} {r['rps']:8.0f} {100 * r['rps'] / base:8.0f}% {r['p50_ms']:7.1f} {r['p99_ms']:7.1f}  "
-              f"{r['failures'] or 'none'}")
+    print(f"{args.clients} connections, {args.workers} gunicorn workers each, PostgreSQL, {driver}")
+    print(f"{'row':34} {'ceiling/s':>9} {'app/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}  non-2xx")
+    for name, (bare, app) in results.items():
+        ceiling = f"{bare['rps']:9.0f}" if bare else f"{'—':>9}"
+        ratio = f"{app['rps'] / bare['rps']:6.2f}" if bare else f"{'—':>6}"
+        print(f"{name:34} {ceiling} {app['rps']:8.0f} {ratio} {app['p50_ms']:7.1f} {app['p99_ms']:7.1f}  "
+              f"{app['failures'] or 'none'}")
+    ingest = results["device ingestion, batches of 500"][1]
+    print(f"device ingestion: {ingest['rps'] * 500:.0f} actions/s")
 
 
 if __name__ == "__main__":
