@@ -48,7 +48,7 @@ def prepare(url: str, actions: int, households: int) -> None:
     from sqlalchemy import text
 
     from app.accounts import service as accounts
-    from app.activities import service as activities
+    from app.activities import factors
     from app.district import rollups
     from app.extensions import db
 
@@ -63,7 +63,7 @@ def prepare(url: str, actions: int, households: int) -> None:
             conn.execute(text("CREATE SCHEMA public"))
         flask_migrate.upgrade()
         accounts.load_geography()
-        factor_set = activities.load_project_factors()
+        factor_set = factors.load_project_factors()
         db.session.commit()
         started = time.perf_counter()
         db.session.execute(text("""
