@@ -5,14 +5,11 @@ from flask_migrate import Migrate
 import http
 
 import marshmallow as ma
-import flask_smorest
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
-
-from .json_body import BodyParser
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -65,8 +62,3 @@ migrate = Migrate()
 api = ProblemApi()
 limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
 
-
-class Blueprint(flask_smorest.Blueprint):
-    """Every feature's blueprint: `@bp.arguments` parses JSON bodies through app/json_body.py."""
-
-    ARGUMENTS_PARSER = BodyParser()

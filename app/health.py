@@ -3,7 +3,8 @@ from flask import current_app
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
-from .extensions import Blueprint, db
+from .blueprint import Blueprint
+from .extensions import db
 from .redis_client import redis_client
 
 bp = Blueprint("health", __name__, description="Liveness of the service and its backing stores")

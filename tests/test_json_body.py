@@ -1,7 +1,8 @@
 """Hostile JSON bodies: every one is a 400 `malformed_json` problem, on every route, never a 5xx."""
 import pytest
 
-from app.extensions import Blueprint, api
+from app.blueprint import Blueprint
+from app.extensions import api
 from app.json_body import MAX_DEPTH, MAX_NUMBER_LENGTH
 from tests.test_errors import assert_problem
 

@@ -3,7 +3,8 @@ from flask import current_app, request
 from flask_limiter.util import get_remote_address
 
 from ..auth import current_user, require_auth
-from ..extensions import Blueprint, limiter
+from ..blueprint import Blueprint
+from ..extensions import limiter
 from ..json_body import MalformedJSON
 from ..idempotency import idempotent
 from ..schemas import NoBody

@@ -1,7 +1,7 @@
 """Green actions: factors, logging, review, appeals, staff-assisted logging and household cards."""
 from flask import Response, request
 
-from ..extensions import Blueprint
+from ..blueprint import Blueprint
 from ..auth import current_user, require_auth
 from ..idempotency import idempotent
 from ..paging import decode_cursor, page

@@ -1,7 +1,7 @@
 """Campaigns: drafts, activation and end, check-in codes, check-ins, stats and leaderboards."""
 from flask import Response
 
-from ..extensions import Blueprint
+from ..blueprint import Blueprint
 from ..auth import current_user, require_auth
 from ..errors import app_error_response
 from ..idempotency import idempotent

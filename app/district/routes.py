@@ -1,7 +1,7 @@
 """District reporting and park offsets: exports, reduction batches, parks, liability and summary."""
 from flask import send_file
 
-from ..extensions import Blueprint
+from ..blueprint import Blueprint
 from ..auth import current_user, require_auth
 from ..errors import validation_error
 from ..idempotency import idempotent

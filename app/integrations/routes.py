@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import g, request
 
-from ..extensions import Blueprint
+from ..blueprint import Blueprint
 from ..auth import SIGNATURE_SKEW, current_user, require_auth, verify_signature
 from ..idempotency import idempotent
 from ..paging import page

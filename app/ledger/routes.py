@@ -1,6 +1,6 @@
 """The household wallet: balance and entries."""
 
-from ..extensions import Blueprint
+from ..blueprint import Blueprint
 from ..activities import service as activities
 from ..auth import current_user, require_auth
 from ..paging import decode_cursor, page

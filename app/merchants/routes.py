@@ -1,6 +1,6 @@
 """Merchants, their staff and anomaly flags."""
 
-from ..extensions import Blueprint
+from ..blueprint import Blueprint
 from ..accounts.schemas import StaffOut
 from ..auth import current_user, require_auth
 from ..idempotency import idempotent

@@ -3,7 +3,8 @@ from flask import Response, current_app, request
 
 from ..auth import current_user, require_auth
 from .. import qr
-from ..extensions import Blueprint, limiter
+from ..blueprint import Blueprint
+from ..extensions import limiter
 from ..localtime import current_month
 from ..merchants.schemas import SettlementOut, SettlementQuery
 from ..idempotency import idempotent
