@@ -1,5 +1,6 @@
-"""Builders for the people and places most tests need."""
+"""Builders for the people and places most tests need, and `race` for requests sent at once."""
 import itertools
+import threading
 
 import pytest
 
@@ -115,3 +116,30 @@ def factor_set():
     published = factors.load_project_factors()
     db.session.commit()
     return published
+
+
+def race(app, requests) -> list[tuple[int, dict | None]]:
+    """Send each (path, json, headers) POST from its own thread, all released at once; (status, body) each.
+
+    The caller's session is rolled back first: it holds no transaction (on SQLite: no write lock)
+    while the threads run.
+    """
+    barrier = threading.Barrier(len(requests))
+    replies = [None] * len(requests)
+    db.session.rollback()
+
+    def send(index, path, body, headers):
+        with app.app_context():
+            client = app.test_client()
+            barrier.wait()
+            reply = client.post(path, json=body, headers=headers)
+            replies[index] = (reply.status_code, reply.get_json())
+            db.session.remove()
+
+    threads = [threading.Thread(target=send, args=(i, *request)) for i, request in enumerate(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a request of the race never returned"
+    return replies

@@ -1,5 +1,4 @@
 """Campaign budgets and check-ins under real concurrency: threads, connections and commits."""
-import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -18,33 +17,10 @@ from app.ledger import service as ledger
 from tests.activities.conftest import ago
 from tests.campaigns.conftest import API, budget_left, wallet
 from tests.conftest import REDIS_URL
+from tests.fixtures import race
 
 pytestmark = pytest.mark.committing
 FIGURES = {}  # printed with -s: the race figures of the last run
-
-
-def _race(app, requests):
-    """Send each (path, json, headers) from its own thread, all released at once; return (status, body) each."""
-    barrier = threading.Barrier(len(requests))
-    replies = [None] * len(requests)
-    db.session.rollback()  # hold no transaction (on SQLite: no write lock) while the threads run
-
-    def send(index, path, body, headers):
-        with app.app_context():
-            client = app.test_client()
-            barrier.wait()
-            reply = client.post(path, json=body, headers=headers)
-            replies[index] = (reply.status_code, reply.get_json())
-            db.session.remove()
-
-    threads = [threading.Thread(target=send, args=(i, *request)) for i, request in enumerate(requests)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return replies, time.perf_counter() - started
 
 
 def _campaign(staff, community, **fields):
@@ -72,7 +48,9 @@ def test_fifty_households_earning_at_once_spend_the_budget_to_exactly_zero(app, 
         action_ids.append(action.id)
     db.session.commit()
 
-    replies, seconds = _race(app, [(f"{API}/review/actions/{a}/approve", None, staff.headers) for a in action_ids])
+    started = time.perf_counter()
+    replies = race(app, [(f"{API}/review/actions/{a}/approve", None, staff.headers) for a in action_ids])
+    seconds = time.perf_counter() - started
 
     db.session.expire_all()
     assert Counter(status for status, _ in replies) == {200: 50}, replies
@@ -100,7 +78,9 @@ def test_ten_check_ins_of_one_household_pay_once(app, factor_set, staff, communi
     _, code, _ = campaigns.create_checkin_code(campaign_id, staff.user, 30, 30)
     db.session.commit()
 
-    replies, seconds = _race(app, [(f"{API}/checkins", {"code": code}, resident.headers)] * 10)
+    started = time.perf_counter()
+    replies = race(app, [(f"{API}/checkins", {"code": code}, resident.headers)] * 10)
+    seconds = time.perf_counter() - started
 
     statuses = Counter((status, body.get("code") if status != 201 else None) for status, body in replies)
     assert statuses == {(201, None): 1, (409, "already_checked_in"): 9}, replies
@@ -118,7 +98,9 @@ def test_twenty_households_checking_in_on_a_budget_for_five(app, factor_set, sta
     db.session.commit()
     people = [make_resident() for _ in range(20)]
 
-    replies, seconds = _race(app, [(f"{API}/checkins", {"code": code}, p.headers) for p in people])
+    started = time.perf_counter()
+    replies = race(app, [(f"{API}/checkins", {"code": code}, p.headers) for p in people])
+    seconds = time.perf_counter() - started
 
     statuses = Counter((status, body.get("code") if status != 201 else None) for status, body in replies)
     assert statuses == {(201, None): 5, (409, "budget_exhausted"): 15}, replies
@@ -142,7 +124,7 @@ def test_ending_a_campaign_while_approvals_run_keeps_every_point(app, factor_set
 
     requests = [(f"{API}/review/actions/{a}/approve", None, staff.headers) for a in action_ids]
     requests.insert(6, (f"{API}/campaigns/{campaign_id}/end", None, staff.headers))
-    replies, _ = _race(app, requests)
+    replies = race(app, requests)
 
     assert all(status == 200 for status, _ in replies), replies
     paid = db.session.scalar(select(func.coalesce(func.sum(CampaignAward.points), 0))

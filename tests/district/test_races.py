@@ -9,30 +9,9 @@ from app.district.models import BatchAction, BatchDeduction, ParkTransfer, Reduc
 from app.extensions import db
 from app.ledger import service as ledger
 from tests.district.conftest import API, today
+from tests.fixtures import race
 
 pytestmark = pytest.mark.committing
-
-
-def _race(app, requests):
-    """Send each (path, json, headers) from its own thread, all released at once; return (status, body)."""
-    barrier = threading.Barrier(len(requests))
-    replies = [None] * len(requests)
-    db.session.rollback()
-
-    def send(index, path, body, headers):
-        with app.app_context():
-            client = app.test_client()
-            barrier.wait()
-            reply = client.post(path, json=body, headers=headers)
-            replies[index] = (reply.status_code, reply.get_json())
-            db.session.remove()
-
-    threads = [threading.Thread(target=send, args=(i, *r)) for i, r in enumerate(requests)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return replies
 
 
 def _codes(replies):
@@ -56,7 +35,7 @@ def test_two_concurrent_issuances_batch_each_action_once(app, admin, households,
     body = {"community_id": people[0].user.household.community_id, "period_from": str(today()),
             "period_to": str(today())}
 
-    replies = _race(app, [(f"{API}/reduction-batches", body, admin.headers)] * 2)
+    replies = race(app, [(f"{API}/reduction-batches", body, admin.headers)] * 2)
 
     assert _codes(replies) == {201: 1, (409, "nothing_to_batch"): 1}
     assert db.session.scalar(select(func.count()).select_from(BatchAction)) == 4
@@ -67,7 +46,7 @@ def test_concurrent_transfers_of_one_batch_move_exactly_its_size(app, client, ad
     batch = _batch_of(client, admin, households, approve, kg=5)
     parks = [make_park() for _ in range(2)]
 
-    replies = _race(app, [(f"{API}/parks/{parks[i % 2].id}/transfers", {"batch_id": batch["id"], "quantity_g": 1000},
+    replies = race(app, [(f"{API}/parks/{parks[i % 2].id}/transfers", {"batch_id": batch["id"], "quantity_g": 1000},
                            admin.headers) for i in range(8)])
 
     assert _codes(replies) == {201: 5, (409, "exceeds_available"): 3}
@@ -82,7 +61,7 @@ def test_concurrent_retirements_retire_exactly_what_is_available(app, client, ad
     assert client.post(f"{API}/parks/{park.id}/transfers", json={"batch_id": batch["id"], "quantity_g": 3500},
                        headers=admin.headers).status_code == 201
 
-    replies = _race(app, [(f"{API}/parks/{park.id}/retirements", {"quantity_g": 1000, "purpose": "抵消"},
+    replies = race(app, [(f"{API}/parks/{park.id}/retirements", {"quantity_g": 1000, "purpose": "抵消"},
                            admin.headers)] * 6)
 
     assert _codes(replies) == {201: 3, (409, "exceeds_available"): 3}
@@ -100,7 +79,7 @@ def test_reversals_racing_an_issuance_are_either_left_out_or_deducted_later(app,
     body = {"community_id": community_id, "period_from": str(today()), "period_to": str(today())}
     reversals = [(f"{API}/review/actions/{a.id}/reverse", {"reason": "复核"}, staff.headers) for a in actions[:3]]
 
-    replies = _race(app, [(f"{API}/reduction-batches", body, admin.headers), *reversals])
+    replies = race(app, [(f"{API}/reduction-batches", body, admin.headers), *reversals])
 
     assert all(status in (200, 201) for status, _ in replies), replies
     batched = set(db.session.scalars(select(BatchAction.action_id)))

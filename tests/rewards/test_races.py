@@ -13,31 +13,10 @@ from app.ledger.expiry import expire_points
 from app.ledger.models import LedgerEntry
 from app.rewards.models import Redemption, Reward
 from tests.rewards.builders import balance, merchant_balance
+from tests.fixtures import race
 
 API = "/api/v1"
 pytestmark = pytest.mark.committing
-
-
-def _race(app, requests):
-    """Send each (path, json, headers) from its own thread, all released at once; return the replies."""
-    barrier = threading.Barrier(len(requests))
-    replies = [None] * len(requests)
-    db.session.rollback()  # hold no transaction (on SQLite: no write lock) while the threads run
-
-    def send(index, path, body, headers):
-        with app.app_context():
-            client = app.test_client()
-            barrier.wait()
-            reply = client.post(path, json=body, headers=headers)
-            replies[index] = (reply.status_code, reply.get_json())
-            db.session.remove()
-
-    threads = [threading.Thread(target=send, args=(i, *request)) for i, request in enumerate(requests)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return replies
 
 
 def _count(model) -> int:
@@ -51,7 +30,7 @@ def test_twenty_codes_against_a_balance_for_three_redeem_exactly_three(app, monk
     fund(resident.household_id, 350)
     codes = [get_code(resident, reward)["code"] for _ in range(20)]
 
-    replies = _race(app, [(f"{API}/merchant/redemptions", {"code": c}, clerk.headers) for c in codes])
+    replies = race(app, [(f"{API}/merchant/redemptions", {"code": c}, clerk.headers) for c in codes])
 
     statuses = Counter((status, body.get("code") if status != 201 else None) for status, body in replies)
     assert statuses == {(201, None): 3, (409, "insufficient_points"): 17}
@@ -65,7 +44,7 @@ def test_ten_scans_of_one_code_make_one_redemption(app, resident, reward, clerk,
     fund(resident.household_id, 500)
     code = get_code(resident, reward)["code"]
 
-    replies = _race(app, [(f"{API}/merchant/redemptions", {"code": code}, clerk.headers)] * 10)
+    replies = race(app, [(f"{API}/merchant/redemptions", {"code": code}, clerk.headers)] * 10)
 
     assert sorted(status for status, _ in replies) == [200] * 9 + [201]
     assert len({body["id"] for _, body in replies}) == 1
@@ -81,7 +60,7 @@ def test_ten_households_racing_for_the_last_unit_get_one(app, make_resident, mak
         fund(person.household_id, 100)
     codes = [get_code(person, reward)["code"] for person in people]
 
-    replies = _race(app, [(f"{API}/merchant/redemptions", {"code": c}, clerk.headers) for c in codes])
+    replies = race(app, [(f"{API}/merchant/redemptions", {"code": c}, clerk.headers) for c in codes])
 
     assert Counter((s, b.get("code") if s != 201 else None) for s, b in replies) == {
         (201, None): 1, (409, "out_of_stock"): 9}
@@ -96,7 +75,7 @@ def test_a_void_racing_a_second_void_voids_once(app, resident, reward, clerk, me
     redemption = client.post(f"{API}/merchant/redemptions", json={"code": code}, headers=clerk.headers).get_json()
     url = f"{API}/merchant/redemptions/{redemption['id']}/void"
 
-    replies = _race(app, [(url, {"reason": "重复扫码"}, clerk.headers)] * 2)
+    replies = race(app, [(url, {"reason": "重复扫码"}, clerk.headers)] * 2)
 
     assert sorted((s, b.get("code") if s != 200 else b["status"]) for s, b in replies) == [
         (200, "voided"), (409, "already_voided")]
@@ -118,7 +97,7 @@ def test_redemptions_voids_and_code_requests_interleaved_keep_the_ledger_sound(a
     requests = [(f"{API}/merchant/redemptions", {"code": c}, clerk.headers) for c in codes]
     requests += [(f"{API}/merchant/redemptions/{r}/void", {"reason": "退"}, clerk.headers) for r in done]
     requests += [(f"{API}/redemption-codes", {"reward_id": reward.id}, p.headers) for p in people]
-    replies = _race(app, requests)
+    replies = race(app, requests)
 
     assert all(status in (200, 201) for status, _ in replies), replies
     assert sorted(balance(p.household_id) for p in people) == [80] * 4
