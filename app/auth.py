@@ -105,10 +105,12 @@ def signed_path() -> str:
     return f"{request.path}?{query}" if query else request.path
 
 
-def verify_signature(secrets: str | list[str], timestamp: str, signature: str, *, skew: int = SIGNATURE_SKEW) -> str:
+def verify_signature(secrets: str | list[str], timestamp: str, signature: str, *,
+                     skew: int = SIGNATURE_SKEW) -> tuple[str, int]:
     """Check X-Timestamp (±skew s) and X-Signature of the current request against any of `secrets`, else 401.
 
-    Returns the signature in lower case, the key under which a repeat is recognised.
+    Returns the signature in lower case (the key under which a repeat is recognised) and the
+    timestamp in Unix seconds.
     """
     try:
         ts = int(timestamp)
@@ -124,4 +126,4 @@ def verify_signature(secrets: str | list[str], timestamp: str, signature: str, *
         matches |= given.isascii() and hmac.compare_digest(expected, given)
     if not matches:
         raise Unauthenticated("X-Signature does not match")
-    return given
+    return given, ts

@@ -78,7 +78,9 @@ class BodyParser(FlaskParser):
     """The webargs parser of every blueprint: JSON bodies through `parse_json`."""
 
     def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return core.missing
         data = req.get_data(cache=True)
-        if not is_json_request(req) or not data.strip():
+        if not data.strip():
             return core.missing  # no body, as webargs has it: routes that take none accept an empty one
         return parse_json(data)

@@ -162,15 +162,21 @@ def test_a_chunked_job_renews_its_lease_as_it_goes(app):
     assert leases[0] <= leases[1] and leases[0] > utcnow() + timedelta(seconds=app.config["JOB_LEASE_SECONDS"] - 60)
 
 
-@pytest.mark.committing
-@pytest.mark.skipif("not __import__('tests.conftest').conftest.REDIS_URL", reason="needs Redis (the PostgreSQL run)")
-def test_the_sweep_does_not_push_again_a_job_still_waiting_in_redis(app, monkeypatch):
+def _pushed_to_rq(app, monkeypatch, label):
+    """A job enqueued, committed and pushed to an emptied RQ queue; the queue and the job's id."""
     monkeypatch.setitem(app.config, "JOBS_INLINE", False)
     queue = jobs.rq_queue()
     queue.empty()
-    job_id = jobs.enqueue("tests.note", label="waiting").id
+    job_id = jobs.enqueue("tests.note", label=label).id
     db.session.commit()
     jobs.dispatch()
+    return queue, job_id
+
+
+@pytest.mark.committing
+@pytest.mark.skipif("not __import__('tests.conftest').conftest.REDIS_URL", reason="needs Redis (the PostgreSQL run)")
+def test_the_sweep_does_not_push_again_a_job_still_waiting_in_redis(app, monkeypatch):
+    queue, job_id = _pushed_to_rq(app, monkeypatch, "waiting")
 
     assert jobs.requeue_stale(timedelta(0)) == 0
     assert queue.count == 1
@@ -200,12 +206,7 @@ def test_a_job_of_one_unit_of_work_holds_its_lease_past_the_time_rq_lets_it_run(
 @pytest.mark.committing
 @pytest.mark.skipif("not __import__('tests.conftest').conftest.REDIS_URL", reason="needs Redis (the PostgreSQL run)")
 def test_a_job_reaches_rq_with_the_configured_timeout_not_rqs_180_seconds(app, monkeypatch):
-    monkeypatch.setitem(app.config, "JOBS_INLINE", False)
-    queue = jobs.rq_queue()
-    queue.empty()
-    job_id = jobs.enqueue("tests.note", label="timed").id
-    db.session.commit()
-    jobs.dispatch()
+    queue, job_id = _pushed_to_rq(app, monkeypatch, "timed")
 
     assert queue.fetch_job(job_id).timeout == app.config["JOB_TIMEOUT_SECONDS"] == 3600
     queue.empty()

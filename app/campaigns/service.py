@@ -357,6 +357,17 @@ def uncut_part(base_points: int, campaign: Campaign) -> int:
     return int(extra) + campaign.bonus_points
 
 
+def cut_part(uncut: int, campaign: Campaign, held: int, budget: int) -> tuple[int, str | None]:
+    """A part cut to the household's remaining cap (`held`: its campaign points so far), then to the
+    `budget` left; the points and which cut applied, if any."""
+    points, cut = uncut, None
+    if campaign.per_household_cap is not None and max(campaign.per_household_cap - held, 0) < points:
+        points, cut = max(campaign.per_household_cap - held, 0), CUT_CAP
+    if budget < points:
+        points, cut = budget, CUT_BUDGET
+    return points, cut
+
+
 def _household_action_points(campaign_id: str, household_id: str) -> int:
     """Campaign points a household holds from actions (parts net of reversals); check-ins excluded."""
     return int(db.session.scalar(
@@ -443,11 +454,8 @@ def preview_campaign_points(valued: list[tuple[Action, int]]) -> dict[str, int]:
                     or not campaign.starts_at <= action.occurred_at < campaign.ends_at
                     or not {(action.action_type, ""), (action.action_type, action.variant or "")} & kinds):
                 continue
-            points = uncut_part(base_points, campaign)
-            if campaign.per_household_cap is not None:
-                points = min(points, max(campaign.per_household_cap
-                                         - held.get((campaign.id, action.household_id), 0), 0))
-            total += min(points, budgets.get(campaign.id, 0))
+            total += cut_part(uncut_part(base_points, campaign), campaign,
+                              held.get((campaign.id, action.household_id), 0), budgets.get(campaign.id, 0))[0]
         out[action.id] = total
     return out
 
@@ -472,13 +480,9 @@ def apply_campaigns(action: Action) -> int:
         if campaign is None or campaign.status != "active":
             continue  # ended while we waited for its account
         uncut = uncut_part(action.base_points, campaign)
-        points, cut = uncut, None
-        if campaign.per_household_cap is not None:
-            left = max(campaign.per_household_cap - _household_action_points(campaign.id, action.household_id), 0)
-            if left < points:
-                points, cut = left, CUT_CAP
-        if account.balance < points:
-            points, cut = account.balance, CUT_BUDGET
+        held = (_household_action_points(campaign.id, action.household_id)
+                if campaign.per_household_cap is not None else 0)
+        points, cut = cut_part(uncut, campaign, held, account.balance)
         if points:
             ledger.award(action.household_id, points, kind=EntryKind.CAMPAIGN_BONUS, ref_type="action", ref_id=action.id,
                          actor_id=action.approved_by, source=account)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..transaction import unit_of_work
-from .models import KINDS, SOURCES, Integration
+from .models import KINDS, MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS, SOURCES, Integration
 from .schemas import IntegrationIn
 
 integrations_cli = AppGroup("integrations", help="Device and operator integrations.")
@@ -55,7 +55,8 @@ def deactivate(integration_id):
 
 @integrations_cli.command("rotate-secret")
 @click.argument("integration_id")
-@click.option("--overlap-seconds", type=click.IntRange(0, 7 * 86400), default=86400, show_default=True,
+@click.option("--overlap-seconds", type=click.IntRange(0, MAX_ROTATION_OVERLAP_SECONDS),
+              default=ROTATION_OVERLAP_SECONDS, show_default=True,
               help="How long the replaced secret keeps verifying signatures (at most 7 days).")
 def rotate_secret(integration_id, overlap_seconds):
     """Give an integration a new secret and print it (shown only now); the old one verifies for the overlap."""

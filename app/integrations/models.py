@@ -11,6 +11,9 @@ KINDS = ("device", "transit_operator", "partner")
 SOURCES = ("device", "import")
 DEFAULT_SOURCE = {"device": "device", "transit_operator": "import", "partner": "import"}
 IMPORT_STATES = ("queued", "running", "done", "failed")
+# How long a replaced secret keeps verifying signatures after a rotation, by default and at most.
+ROTATION_OVERLAP_SECONDS = 86400
+MAX_ROTATION_OVERLAP_SECONDS = 7 * 86400
 
 
 class Integration(db.Model):

@@ -39,9 +39,9 @@ def signed_by_integration(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         integration = service.signing_integration(request.headers.get("X-Integration-Id"))
-        signature = verify_signature(service.verifying_secrets(integration), request.headers.get("X-Timestamp"),
-                                     request.headers.get("X-Signature"))
-        window_end = int(request.headers["X-Timestamp"]) + SIGNATURE_SKEW + 1
+        signature, timestamp = verify_signature(service.verifying_secrets(integration),
+                                                request.headers.get("X-Timestamp"), request.headers.get("X-Signature"))
+        window_end = timestamp + SIGNATURE_SKEW + 1
         claim_signature(signature, datetime.fromtimestamp(window_end, timezone.utc))
         g.integration, g.caller_id = integration, f"integration:{integration.id}"
         return view(*args, **kwargs)

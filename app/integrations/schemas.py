@@ -5,7 +5,7 @@ from decimal import Decimal
 from marshmallow import Schema, fields, pre_load, validate
 
 from ..schemas import QUANTITY_RE, AwareDateTime, DecimalString, StrictSchema, page_schema
-from .models import IMPORT_STATES, KINDS, SOURCES
+from .models import IMPORT_STATES, KINDS, MAX_ROTATION_OVERLAP_SECONDS, ROTATION_OVERLAP_SECONDS, SOURCES
 
 MAX_RECORDS = 1000
 RECORD_DOC = (
@@ -40,9 +40,10 @@ class IntegrationCreatedOut(IntegrationOut):
 
 class SecretRotationIn(StrictSchema):
     overlap_seconds = fields.Integer(
-        load_default=86400, strict=True, validate=validate.Range(0, 7 * 86400),
-        metadata={"description": "How long the replaced secret keeps verifying signatures: 0 to 604800 "
-                                 "seconds (7 days); by default 86400 (one day)"})
+        load_default=ROTATION_OVERLAP_SECONDS, strict=True, validate=validate.Range(0, MAX_ROTATION_OVERLAP_SECONDS),
+        metadata={"description": "How long the replaced secret keeps verifying signatures: 0 to "
+                                 f"{MAX_ROTATION_OVERLAP_SECONDS} seconds (7 days); by default "
+                                 f"{ROTATION_OVERLAP_SECONDS} (one day)"})
 
 
 class IntegrationSecretOut(IntegrationCreatedOut):

@@ -32,7 +32,7 @@ from ..errors import (
 from ..extensions import db
 from ..ledger import service as ledger
 from ..paging import decode_cursor, page_rows
-from .models import DEFAULT_SOURCE, ImportRowError, Integration, IntegrationImport
+from .models import DEFAULT_SOURCE, ROTATION_OVERLAP_SECONDS, ImportRowError, Integration, IntegrationImport
 from .schemas import RecordIn
 
 CSV_COLUMNS = ("external_id", "household_card", "action_type", "variant", "quantity", "unit", "occurred_at")
@@ -55,7 +55,7 @@ class PayloadTooLarge(AppError):
 # ---------------------------------------------------------------- integrations and their secrets
 
 
-ROTATION_OVERLAP = timedelta(days=1)
+ROTATION_OVERLAP = timedelta(seconds=ROTATION_OVERLAP_SECONDS)
 REENCRYPT_CHUNK = 500
 
 
