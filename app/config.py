@@ -45,8 +45,11 @@ def _int(name: str, default: int) -> int:
 
 
 def _database_url() -> str:
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'songjiang.db'}"
-    # Heroku-style URLs and the plain driver name both mean psycopg 3 here.
+    return driver_url(os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'songjiang.db'}")
+
+
+def driver_url(url: str) -> str:
+    """Heroku-style URLs and the plain driver name both mean psycopg 3 here."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):
@@ -73,6 +76,8 @@ def load_config() -> dict:
         "JWT_REFRESH_TTL": timedelta(seconds=_int("JWT_REFRESH_TTL_SECONDS", 30 * 24 * 3600)),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # A streaming replica for reads that tolerate its lag: district exports (app/replica.py).
+        "DATABASE_READ_URL": driver_url(os.environ["DATABASE_READ_URL"]) if os.environ.get("DATABASE_READ_URL") else None,
         "REDIS_URL": redis_url,
         "JOBS_INLINE": _bool("JOBS_INLINE", redis_url is None),
         # A running job not renewed within the lease is abandoned; workers sweep lost and abandoned jobs.

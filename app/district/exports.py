@@ -28,6 +28,7 @@ from ..errors import AppError, InvalidState, NotFound
 from ..extensions import db
 from ..localtime import day_start
 from ..redis_client import redis_client
+from ..replica import read_session
 from .models import DailyRollup, Export, HouseholdMonth
 
 log = logging.getLogger("app.district.exports")
@@ -198,7 +199,8 @@ def _keyed(source, group_by):
 class Cells:
     """The cells of one period and grouping: sums from the daily rollups, households as described above."""
 
-    def __init__(self, period_from: date, period_to: date, group_by: list[str]):
+    def __init__(self, period_from: date, period_to: date, group_by: list[str], session=None):
+        self.session = db.session if session is None else session
         self.group_by = list(group_by)
         self.n = len(group_by)
         rollup = select(DailyRollup).where(DailyRollup.day >= period_from, DailyRollup.day <= period_to).subquery("r")
@@ -219,7 +221,7 @@ class Cells:
                    func.count(distinct(self.pairs.c.household_id)).label("households"))
             .group_by(*[self.pairs.c[f"k{i}"] for i in range(self.n)])
         ).subquery("hh")
-        self.factor_sets = sorted(db.session.scalars(
+        self.factor_sets = sorted(self.session.scalars(
             select(DailyRollup.factor_set).distinct()
             .where(DailyRollup.day >= period_from, DailyRollup.day <= period_to, DailyRollup.actions > 0)))
 
@@ -230,11 +232,11 @@ class Cells:
         return and_(*[table.c[f"k{i}"] == value for i, value in enumerate(key)])
 
     def total_households(self) -> int:
-        return int(db.session.scalar(select(func.count(distinct(self.source.c.household_id)))) or 0)
+        return int(self.session.scalar(select(func.count(distinct(self.source.c.household_id)))) or 0)
 
     def _union_households(self, condition) -> int:
         hh = self.households
-        return int(db.session.scalar(
+        return int(self.session.scalar(
             select(func.count(distinct(self.pairs.c.household_id)))
             .select_from(self.pairs.join(hh, self._match(self.pairs, hh))).where(condition)) or 0)
 
@@ -242,13 +244,13 @@ class Cells:
         """(keys of the rows folded into `other`, its distinct households, withheld: everything is too small)."""
         hh = self.households
         keys = [hh.c[f"k{i}"] for i in range(self.n)]
-        small = {tuple(r) for r in db.session.execute(select(*keys).where(hh.c.households < MIN_HOUSEHOLDS))}
+        small = {tuple(r) for r in self.session.execute(select(*keys).where(hh.c.households < MIN_HOUSEHOLDS))}
         if not small:
             return set(), None, False
         condition = hh.c.households < MIN_HOUSEHOLDS
         union = self._union_households(condition)
         if union < MIN_HOUSEHOLDS:
-            nearest = db.session.execute(
+            nearest = self.session.execute(
                 select(*keys).where(hh.c.households >= MIN_HOUSEHOLDS)
                 .order_by(hh.c.households, *keys).limit(1)).first()
             if nearest is None:
@@ -278,14 +280,14 @@ class Cells:
         query = (select(*[s.c[f"k{i}"] for i in range(self.n)], *columns, s.c.actions, hh.c.households,
                         s.c.reduction_g, s.c.verified_reduction_g, s.c.points)
                  .select_from(clause).order_by(*order))
-        result = db.session.execute(query, execution_options={"yield_per": YIELD_PER})
+        result = self.session.execute(query, execution_options={"yield_per": YIELD_PER})
         for row in result:
             ids, labels = tuple(row[:self.n]), list(row[self.n:2 * self.n])
             measures = dict(zip(MEASURES, (int(v or 0) for v in row[2 * self.n:])))
             yield ids, labels, measures
 
     def count(self) -> int:
-        return int(db.session.scalar(select(func.count()).select_from(self.sums)) or 0)
+        return int(self.session.scalar(select(func.count()).select_from(self.sums)) or 0)
 
 
 def suppressed_rows(cells: Cells, stats: dict):
@@ -319,8 +321,15 @@ def build(export_id: str) -> None:
     export = db.session.get(Export, export_id)
     if export is None or export.status != "queued":
         return
-    group_by = export.group_by.split(",")
-    cells = Cells(export.period_from, export.period_to, group_by)
+    with read_session() as reader:
+        _build(export, Cells(export.period_from, export.period_to, export.group_by.split(","), reader))
+    db.session.flush()
+    _write_progress(export.id, 100)
+
+
+def _build(export: Export, cells: Cells) -> None:
+    """Write `export`'s file from `cells` and fill in its row count, checksum and metadata."""
+    group_by = cells.group_by
     total = max(cells.count(), 1)
     stats: dict = {}
     directory = export_dir()
@@ -354,8 +363,6 @@ def build(export_id: str) -> None:
     digest, size = _sha256(final)
     export.status, export.row_count, export.checksum_sha256, export.size_bytes = "done", row_count, digest, size
     export.file_name, export.meta, export.finished_at = final.name, json.dumps(metadata, ensure_ascii=False), utcnow()
-    db.session.flush()
-    _write_progress(export.id, 100)
 
 
 def _summary(stats: dict, cells: Cells, row_count: int) -> dict:
