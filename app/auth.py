@@ -128,7 +128,9 @@ def _forget_changed_logins(session, flush_context):
     from .accounts.models import Household, LoginSession, StaffCommunity, User
 
     session_ids, user_ids, household_ids = set(), set(), set()
-    for obj in (*session.dirty, *session.deleted, *session.new):
+    # New users, households and logins cannot be cached yet; a new staff community changes a scope.
+    user_ids.update(obj.user_id for obj in session.new if isinstance(obj, StaffCommunity))
+    for obj in (*session.dirty, *session.deleted):
         if isinstance(obj, User):
             user_ids.add(obj.id)
         elif isinstance(obj, StaffCommunity):
