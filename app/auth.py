@@ -1,13 +1,20 @@
-"""Access tokens (PyJWT), the current user, role checks, integration signatures."""
+"""Access tokens (PyJWT), the current user, role checks, integration signatures.
+
+Who is behind a login is kept per process for AUTH_CACHE_SECONDS (`login_cache`), so an
+authenticated request need not read the database. A revocation in this process takes effect at
+once; one made by another process (another gunicorn worker) within AUTH_CACHE_SECONDS.
+"""
 import functools
 import hashlib
 import hmac
+import threading
 import time
+from collections import OrderedDict
 
 import jwt
 from flask import current_app, g, request
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from .columns import new_id, utcnow
 from .errors import Forbidden, Unauthenticated
@@ -46,6 +53,124 @@ def decode_access_token(token: str) -> dict:
     return claims
 
 
+LOGIN_CACHE_SIZE = 10_000  # logins remembered per process, least recently used dropped first
+FORGET = "auth_forget_logins"
+
+
+class LoginCache:
+    """Session id → a detached copy of its user (household, staff communities), until it expires.
+
+    Thread-safe. Every `forget` bumps `generation`: a database read that started before it is not
+    stored, so a login revoked while another thread was reading it cannot come back.
+    """
+
+    def __init__(self, size: int = LOGIN_CACHE_SIZE, clock=time.monotonic):
+        self.size, self.clock = size, clock
+        self.generation = 0
+        self._entries: OrderedDict[str, tuple] = OrderedDict()  # sid → (expires, user_id, household_id, copy)
+        self._lock = threading.Lock()
+
+    def get(self, session_id: str, user_id: str):
+        with self._lock:
+            entry = self._entries.get(session_id)
+            if entry is None:
+                return None
+            if entry[0] <= self.clock() or entry[1] != user_id:
+                del self._entries[session_id]
+                return None
+            self._entries.move_to_end(session_id)
+            return entry[3]
+
+    def put(self, session_id: str, user, seconds: float, generation: int) -> None:
+        with self._lock:
+            if generation != self.generation:
+                return
+            self._entries[session_id] = (self.clock() + seconds, user.id, user.household_id, user)
+            self._entries.move_to_end(session_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def forget(self, session_ids=(), user_ids=(), household_ids=()) -> None:
+        with self._lock:
+            self.generation += 1
+            for session_id in session_ids:
+                self._entries.pop(session_id, None)
+            if user_ids or household_ids:
+                for session_id, (_, user_id, household_id, _) in list(self._entries.items()):
+                    if user_id in user_ids or (household_id is not None and household_id in household_ids):
+                        del self._entries[session_id]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+login_cache = LoginCache()
+
+
+def forget_logins(session_ids=(), *, user_ids=(), household_ids=(), session=None) -> None:
+    """Drop cached logins now, and again once the unit of work commits.
+
+    Call it wherever a login is revoked or a user, its household or its staff communities change
+    in bulk (ORM changes to those rows are caught by `_forget_changed_logins`).
+    """
+    ids = (frozenset(session_ids), frozenset(user_ids), frozenset(household_ids))
+    login_cache.forget(*ids)
+    (session or db.session).info.setdefault(FORGET, []).append(ids)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed_logins(session, flush_context):
+    from .accounts.models import Household, LoginSession, StaffCommunity, User
+
+    session_ids, user_ids, household_ids = set(), set(), set()
+    # New users, households and logins cannot be cached yet; a new staff community changes a scope.
+    user_ids.update(obj.user_id for obj in session.new if isinstance(obj, StaffCommunity))
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, User):
+            user_ids.add(obj.id)
+        elif isinstance(obj, StaffCommunity):
+            user_ids.add(obj.user_id)
+        elif isinstance(obj, Household):
+            household_ids.add(obj.id)
+        elif isinstance(obj, LoginSession):
+            session_ids.add(obj.id)
+    if session_ids or user_ids or household_ids:
+        forget_logins(session_ids, user_ids=user_ids, household_ids=household_ids, session=session)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_committed(session):
+    # Again after the commit: a read that ran between the change and its commit saw the old row.
+    for ids in session.info.pop(FORGET, ()):
+        login_cache.forget(*ids)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_nothing_more(session, previous_transaction):
+    if previous_transaction.parent is None:
+        session.info.pop(FORGET, None)
+
+
+def _detached_copy(user):
+    """A copy of a loaded user that belongs to no session, for `Session.merge(load=False)`."""
+    from .accounts.models import Household, StaffCommunity, User
+
+    def copy(cls, obj, **related):
+        clone = cls(**{attr.key: getattr(obj, attr.key) for attr in inspect(cls).column_attrs}, **related)
+        make_transient_to_detached(clone)
+        return clone
+
+    related = {"household": copy(Household, user.household) if user.household is not None else None}
+    if user.role == "community_staff":  # the only role whose scope reads them
+        related["staff_communities"] = [copy(StaffCommunity, sc) for sc in user.staff_communities]
+    return copy(User, user, **related)
+
+
 def _load_user():
     from .accounts.models import LoginSession, User
 
@@ -54,6 +179,12 @@ def _load_user():
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Send 'Authorization: Bearer <access_token>'")
     claims = decode_access_token(token.strip())
+    seconds = current_app.config.get("AUTH_CACHE_SECONDS", 0)
+    cached = login_cache.get(claims["sid"], claims["sub"]) if seconds > 0 else None
+    if cached is not None:
+        g.session_id = claims["sid"]
+        return db.session.merge(cached, load=False)  # into this request's session, without a read
+    generation = login_cache.generation
     row = db.session.execute(
         select(User, LoginSession.revoked_at)
         .join(LoginSession, LoginSession.user_id == User.id)
@@ -63,6 +194,8 @@ def _load_user():
     if row is None or row.revoked_at is not None:
         raise Unauthenticated("This login has ended")
     g.session_id = claims["sid"]
+    if seconds > 0:
+        login_cache.put(claims["sid"], _detached_copy(row.User), seconds, generation)
     return row.User
 
 

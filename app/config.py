@@ -74,6 +74,8 @@ def load_config() -> dict:
         "DATA_KEYS": os.environ.get("DATA_KEYS") or None,  # see app/keyring.py
         "JWT_ACCESS_TTL": timedelta(seconds=_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)),
         "JWT_REFRESH_TTL": timedelta(seconds=_int("JWT_REFRESH_TTL_SECONDS", 30 * 24 * 3600)),
+        # Who is behind a login, kept per process; another worker's revocation takes effect within it. 0: off.
+        "AUTH_CACHE_SECONDS": _int("AUTH_CACHE_SECONDS", 5),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # A streaming replica for reads that tolerate its lag: district exports (app/replica.py).

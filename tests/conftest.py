@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app import create_app
+from app.auth import login_cache
 from app.extensions import db, limiter
 
 # Only an explicit development, demo or test setting may run on the built-in secrets (app/config.py);
@@ -105,6 +106,7 @@ def _every_problem_message_has_a_chinese_translation():
 def _isolated(request, app):
     """Each test in a transaction rolled back at the end; app commits become savepoints."""
     limiter.reset()
+    login_cache.clear()  # no test sees a login another test left in this process's cache
     ctx = app.app_context()
     ctx.push()
     if request.node.get_closest_marker("committing"):

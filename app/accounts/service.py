@@ -282,12 +282,14 @@ def refresh(token: str) -> tuple[User, dict]:
 
 
 def revoke_session(session_id: str, reason: str) -> None:
+    """End a login. This process forgets it at once; other processes within AUTH_CACHE_SECONDS."""
     db.session.execute(
         update(LoginSession)
         .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
+    auth.forget_logins([session_id])  # a bulk UPDATE: the flush listener does not see it
 
 
 def new_invite_code(household: Household) -> Household:
