@@ -47,22 +47,36 @@ def decode_access_token(token: str) -> dict:
 
 
 def _load_user():
-    from .accounts.models import LoginSession, User
-
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Send 'Authorization: Bearer <access_token>'")
     claims = decode_access_token(token.strip())
-    row = db.session.execute(
+    user = session_user(claims["sid"], claims["sub"])
+    if user is None:
+        raise Unauthenticated("This login has ended")
+    g.session_id = claims["sid"]
+    return user
+
+
+def session_user(session_id: str, user_id: str | None = None):
+    """The user of a login session that has not been revoked (and is `user_id`'s, if given), else None.
+
+    Bearer tokens (API) and the staff console's cookie both end here.
+    """
+    from .accounts.models import LoginSession, User
+
+    query = (
         select(User, LoginSession.revoked_at)
         .join(LoginSession, LoginSession.user_id == User.id)
         .options(joinedload(User.household))  # one round trip: most routes need the household
-        .where(LoginSession.id == claims["sid"], User.id == claims["sub"])
-    ).first()
+        .where(LoginSession.id == session_id)
+    )
+    if user_id is not None:
+        query = query.where(User.id == user_id)
+    row = db.session.execute(query).first()
     if row is None or row.revoked_at is not None:
-        raise Unauthenticated("This login has ended")
-    g.session_id = claims["sid"]
+        return None
     return row.User
 
 
