@@ -1,0 +1,1 @@
+"""Community staff pages: review queue, staff-assisted logging, cards, campaigns, merchants, flags."""
