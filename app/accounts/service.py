@@ -316,3 +316,14 @@ def new_invite_code(household: Household) -> Household:
 def session_reply(user: User, tokens: dict) -> dict:
     """The reply to register, login and refresh: the user, its household and the token pair."""
     return {"user": user, "household": user.household, **tokens}
+
+
+# ---------------------------------------------------------------- listing
+
+
+def households_in(community_ids: list[str], limit: int, cursor) -> list[Household]:
+    """Households of these communities, oldest first (limit + 1 rows for paging)."""
+    from ..paging import page_rows
+
+    return page_rows(select(Household).where(Household.community_id.in_(community_ids)), Household, limit, cursor,
+                     oldest_first=True)

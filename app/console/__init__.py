@@ -81,6 +81,14 @@ def csrf_token() -> str:
     return csrf.token()
 
 
+@bp.app_template_filter("console_time")
+def console_time(moment, form: str = "%Y-%m-%d %H:%M") -> str:
+    """An aware time in Asia/Shanghai (the district's clock), or "" for none."""
+    from ..localtime import SHANGHAI
+
+    return moment.astimezone(SHANGHAI).strftime(form) if moment is not None else ""
+
+
 @bp.context_processor
 def _page_context():
     user = g.get("console_user")

@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.accounts.models import LoginSession
-from app.console import pages
+from app.console import pages, staff
 from app.extensions import db
 from tests.console.conftest import console_login, cookie_session_for, csrf_of, post_form, text_of
 from tests.fixtures import PASSWORD
@@ -217,6 +217,10 @@ def test_every_console_text_has_a_chinese_translation():
     for template in console_dir.rglob("*.html"):
         written.update(re.findall(r"""_\(\s*(?:"([^"]+)"|'([^']+)')""", template.read_text(encoding="utf-8")))
     texts = {a or b for a, b in written}
+    for module in console_dir.rglob("*.py"):
+        source = module.read_text(encoding="utf-8")
+        texts.update(re.findall(r'flash_message\("([^"]+)"', source))
     texts |= {label for entries in pages.NAV.values() for _, label in entries} | set(pages.ROLE_LABELS.values())
+    texts |= set(staff.STATUS_LABELS.values()) | set(staff.SOURCE_LABELS.values())
 
-    assert len(texts) >= 10 and sorted(texts - known) == []
+    assert len(texts) >= 100 and sorted(texts - known) == []
