@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
-from ..config import DEVELOPMENT_ENVS
+from ..config import DEVELOPMENT_ENVS, _bool
 from ..errors import AppError
 from ..extensions import db
 from ..i18n import LANGUAGES, note_untranslated, translate as translate_message
@@ -28,8 +28,9 @@ def init_app(app) -> None:
     from . import staff, views  # noqa: F401  the pages register their routes and nav entries
 
     app.config.setdefault("CONSOLE_SESSION_SECONDS", session.MAX_AGE_SECONDS)
-    # Outside development the cookie only travels over HTTPS.
-    app.config.setdefault("CONSOLE_COOKIE_SECURE", app.config.get("APP_ENV") not in DEVELOPMENT_ENVS)
+    # Outside development and demo the cookie only travels over HTTPS (env CONSOLE_COOKIE_SECURE overrides).
+    app.config.setdefault("CONSOLE_COOKIE_SECURE", _bool("CONSOLE_COOKIE_SECURE",
+                                                         app.config.get("APP_ENV") not in DEVELOPMENT_ENVS))
     app.register_blueprint(bp)
 
 

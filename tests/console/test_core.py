@@ -224,3 +224,36 @@ def test_every_console_text_has_a_chinese_translation():
     texts |= set(staff.STATUS_LABELS.values()) | set(staff.SOURCE_LABELS.values())
 
     assert len(texts) >= 100 and sorted(texts - known) == []
+
+
+def test_every_console_page_loads_its_assets_from_the_app_itself(app, console):
+    import re
+
+    from app.console import pages as console_pages
+    from flask import url_for
+
+    with app.test_request_context():
+        paths = ["/console/login"] + [url_for(endpoint) for endpoint, _ in console_pages.NAV["community_staff"]]
+    for path in paths:
+        html = text_of(console.get(path))
+        for ref in re.findall(r'<(?:link|script|img)[^>]+(?:src|href)="([^"]+)"', html):
+            assert ref.startswith(("/console/", "data:")), (path, ref)
+            if ref.startswith("/console/"):
+                assert console.get(ref).status_code == 200, ref
+        assert not re.search(r"//cdn|jsdelivr|unpkg|googleapis", html)
+
+
+def test_the_console_cookie_is_secure_outside_development(monkeypatch):
+    from app import create_app
+    from tests.conftest import test_config
+
+    import base64
+
+    settings = {**test_config(), "APP_ENV": "production", "SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40,
+                "DATA_KEYS": "k1:" + base64.b64encode(b"k" * 32).decode()}
+    monkeypatch.delenv("CONSOLE_COOKIE_SECURE", raising=False)
+    production = create_app(settings)
+    monkeypatch.setenv("CONSOLE_COOKIE_SECURE", "false")
+    overridden = create_app(settings)
+
+    assert production.config["CONSOLE_COOKIE_SECURE"] is True and overridden.config["CONSOLE_COOKIE_SECURE"] is False
