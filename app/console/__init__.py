@@ -25,12 +25,16 @@ PUBLIC = {"console.login", "console.login_submit", "console.static"}
 
 def init_app(app) -> None:
     """Register the console on `app` (create_app calls this)."""
-    from . import staff, views  # noqa: F401  the pages register their routes and nav entries
+    from . import views, staff  # noqa: F401  the pages register their routes and nav entries (in this order)
 
     app.config.setdefault("CONSOLE_SESSION_SECONDS", session.MAX_AGE_SECONDS)
     # Outside development and demo the cookie only travels over HTTPS (env CONSOLE_COOKIE_SECURE overrides).
     app.config.setdefault("CONSOLE_COOKIE_SECURE", _bool("CONSOLE_COOKIE_SECURE",
                                                          app.config.get("APP_ENV") not in DEVELOPMENT_ENVS))
+    # Flask's own session cookie carries only the console's flash messages: keep it as strict as ours.
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"] or app.config["CONSOLE_COOKIE_SECURE"]
     app.register_blueprint(bp)
 
 

@@ -90,6 +90,18 @@ def test_logout_revokes_the_login_session_and_the_old_cookie_no_longer_opens_pag
     assert replay.get("/console/staff").status_code == 302
 
 
+def test_every_cookie_the_console_sets_is_httponly_and_samesite_lax(app, staff):
+    client = app.test_client()
+    console_login(client, staff.user.phone)
+
+    reply = post_form(client, "/console/logout", page="/console/staff?lang=en")
+
+    cookies = reply.headers.getlist("Set-Cookie")
+    assert {c.split("=")[0] for c in cookies} >= {"session", "sjc_console"}
+    for cookie in cookies:
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie, cookie
+
+
 def test_the_api_token_of_a_staff_member_keeps_working_after_a_console_logout(app, client, staff):
     console_login(client, staff.user.phone)
 
