@@ -149,9 +149,12 @@ def _http_error(exc: HTTPException):
 
     db.session.rollback()
     _, title = HTTP_CODES.get(exc.code, ("http_error", exc.name))
-    detail = exc.description if exc.code != 429 else "Too many attempts; wait a few minutes and try again."
-    response = render_error(exc.code, title, detail)
-    return response
+    if exc.code == 429:
+        from ..errors import _retry_after
+
+        body, status = render_error(429, title, "Too many attempts; wait a few minutes and try again.")
+        return body, status, {"Retry-After": str(_retry_after(exc))}
+    return render_error(exc.code, title, exc.description)
 
 
 @bp.route("/<path:anything>")

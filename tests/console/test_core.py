@@ -71,6 +71,7 @@ def test_failed_logins_through_the_api_and_the_console_count_against_the_same_ph
     locked = console_login(client, staff.user.phone)
 
     assert locked.status_code == 429 and "text/html" in locked.content_type
+    assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60 and "尝试次数过多" in text_of(locked)
     assert client.post("/api/v1/auth/login", json={"phone": staff.user.phone, "password": PASSWORD}).status_code == 429
 
 
