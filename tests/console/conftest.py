@@ -141,9 +141,12 @@ def browser(live_server, tmp_path):
 
 
 def wait(page, condition, seconds: int = WAIT_SECONDS):
+    """Wait until `condition(page)` holds; an element of the page being replaced (or not there yet) is retried."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(page, seconds).until(condition)
+    retried = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(page, seconds, ignored_exceptions=retried).until(condition)
 
 
 def login(page, phone, password=PASSWORD):
