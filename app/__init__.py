@@ -105,6 +105,11 @@ def _register_features(app: Flask) -> None:
                     campaigns_cli.campaigns_cli, district_cli.exports_cli, district_cli.district_cli):
         app.cli.add_command(command)
 
+    # The staff web console (/console/): HTML pages, not part of the API or its OpenAPI document.
+    from .console import init_app as init_console
+
+    init_console(app)
+
 
 def _register_hooks(app: Flask) -> None:
     from . import jobs

@@ -172,8 +172,6 @@ def _detached_copy(user):
 
 
 def _load_user():
-    from .accounts.models import LoginSession, User
-
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -185,17 +183,33 @@ def _load_user():
         g.session_id = claims["sid"]
         return db.session.merge(cached, load=False)  # into this request's session, without a read
     generation = login_cache.generation
-    row = db.session.execute(
-        select(User, LoginSession.revoked_at)
-        .join(LoginSession, LoginSession.user_id == User.id)
-        .options(joinedload(User.household))  # one round trip: most routes need the household
-        .where(LoginSession.id == claims["sid"], User.id == claims["sub"])
-    ).first()
-    if row is None or row.revoked_at is not None:
+    user = session_user(claims["sid"], claims["sub"])
+    if user is None:
         raise Unauthenticated("This login has ended")
     g.session_id = claims["sid"]
     if seconds > 0:
-        login_cache.put(claims["sid"], _detached_copy(row.User), seconds, generation)
+        login_cache.put(claims["sid"], _detached_copy(user), seconds, generation)
+    return user
+
+
+def session_user(session_id: str, user_id: str | None = None):
+    """The user of a login session that has not been revoked (and is `user_id`'s, if given), else None.
+
+    Bearer tokens (API, through the login cache) and the staff console's cookie (always read) both end here.
+    """
+    from .accounts.models import LoginSession, User
+
+    query = (
+        select(User, LoginSession.revoked_at)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .options(joinedload(User.household))  # one round trip: most routes need the household
+        .where(LoginSession.id == session_id)
+    )
+    if user_id is not None:
+        query = query.where(User.id == user_id)
+    row = db.session.execute(query).first()
+    if row is None or row.revoked_at is not None:
+        return None
     return row.User
 
 

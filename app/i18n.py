@@ -38,9 +38,15 @@ UNTRANSLATED: set[str] = set()
 
 
 def select_language() -> str:
-    """The first language of Accept-Language (by quality) that we speak: any zh-* is zh; default en."""
+    """The first language of Accept-Language (by quality) that we speak: any zh-* is zh; default en.
+
+    A part of the app with its own choice (the staff console: Chinese unless switched) sets
+    `g.language` before anything is translated.
+    """
     if not has_request_context():
         return DEFAULT_LANGUAGE
+    if g.get("language") in LANGUAGES:
+        return g.language
     for tag, quality in request.accept_languages:
         primary = tag.replace("_", "-").split("-")[0].lower()
         if quality > 0 and primary in LANGUAGES:
@@ -156,6 +162,12 @@ def _has_translation(message: str) -> bool:
     return message in catalogue.known or any(regex.fullmatch(message) for regex, _ in catalogue.templates)
 
 
+def note_untranslated(*messages: str) -> None:
+    """Remember each of `messages` that has no Chinese translation (see UNTRANSLATED)."""
+    with force_locale(CATALOGUE_LANGUAGE):
+        UNTRANSLATED.update(m for m in messages if isinstance(m, str) and m and not _has_translation(m))
+
+
 def _messages(body: dict):
     for key in ("title", "detail"):
         if isinstance(body.get(key), str):
@@ -168,8 +180,7 @@ def localise_problem(body: dict, check_catalogue: bool = False) -> tuple[dict, s
     """The problem body with title, detail and field messages in the request's language, and that language."""
     language = str(get_locale() or DEFAULT_LANGUAGE) if has_request_context() else DEFAULT_LANGUAGE
     if check_catalogue:
-        with force_locale(CATALOGUE_LANGUAGE):
-            UNTRANSLATED.update(m for m in _messages(body) if not _has_translation(m))
+        note_untranslated(*_messages(body))
     if language == DEFAULT_LANGUAGE:
         return body, language
     localised = dict(body)

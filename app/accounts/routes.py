@@ -1,54 +1,19 @@
 """Accounts: communities, registration, login, tokens, staff."""
-from flask import current_app, request
 from flask_limiter.util import get_remote_address
 
 from ..auth import current_user, require_auth
 from ..blueprint import Blueprint
 from ..extensions import limiter
-from ..json_body import MalformedJSON
 from ..idempotency import idempotent
 from ..schemas import NoBody
 from ..transaction import transactional
 from . import service
+from .limits import failed_invite, limit, login_limits, phone_key
 from .schemas import (
     CommunityList, InviteCodeOut, LoginIn, MeOut, RefreshIn, RegisterIn, StaffIn, StaffOut, TokensOut,
 )
 
 bp = Blueprint("accounts", __name__, description="Communities, residents, households, staff and tokens")
-
-
-def _phone_key() -> str:
-    try:
-        body = request.get_json(silent=True)
-    except MalformedJSON:  # refused with 400 by the route's parser; the limit keys on the address
-        body = None
-    phone = body.get("phone") if isinstance(body, dict) else None
-    # Cut to the longest phone the schemas accept: the raw value would become the storage key.
-    return f"phone:{phone[:32]}" if isinstance(phone, str) else f"ip:{get_remote_address()}"
-
-
-def _failed_login(response) -> bool:
-    return response.status_code == 401
-
-
-def _failed_invite(response) -> bool:
-    if response.status_code != 422:
-        return False
-    body = response.get_json(silent=True) or {}
-    return "household_invite_code" in (body.get("errors") or {})
-
-
-def _limit(name: str) -> str:
-    return current_app.config.get(name) or DEFAULT_LIMITS[name]
-
-
-DEFAULT_LIMITS = {
-    "REGISTER_LIMIT": "60/minute",
-    "REGISTER_PHONE_LIMIT": "10/hour",
-    "LOGIN_LIMIT": "60/minute",
-    "LOGIN_FAILURE_LIMIT": "10 per 15 minutes",
-    "INVITE_FAILURE_LIMIT": "10/hour",
-}
 
 
 @bp.route("/communities", methods=["GET"])
@@ -59,10 +24,10 @@ def communities():
 
 
 @bp.route("/auth/register", methods=["POST"])
-@limiter.limit(lambda: _limit("REGISTER_LIMIT"), key_func=get_remote_address)
-@limiter.limit(lambda: _limit("REGISTER_PHONE_LIMIT"), key_func=_phone_key)
-@limiter.limit(lambda: _limit("INVITE_FAILURE_LIMIT"), key_func=get_remote_address,
-               deduct_when=_failed_invite, scope="invite-failures")
+@limiter.limit(lambda: limit("REGISTER_LIMIT"), key_func=get_remote_address)
+@limiter.limit(lambda: limit("REGISTER_PHONE_LIMIT"), key_func=phone_key)
+@limiter.limit(lambda: limit("INVITE_FAILURE_LIMIT"), key_func=get_remote_address,
+               deduct_when=failed_invite, scope="invite-failures")
 @transactional
 @bp.arguments(RegisterIn)
 @bp.response(201, TokensOut)
@@ -74,9 +39,7 @@ def register(data):
 
 
 @bp.route("/auth/login", methods=["POST"])
-@limiter.limit(lambda: _limit("LOGIN_LIMIT"), key_func=get_remote_address)
-@limiter.limit(lambda: _limit("LOGIN_FAILURE_LIMIT"), key_func=_phone_key, deduct_when=_failed_login,
-               scope="login-failures")
+@login_limits
 @transactional
 @bp.arguments(LoginIn)
 @bp.response(200, TokensOut)

@@ -241,18 +241,30 @@ def _issue_pair(user: User, session: LoginSession) -> dict:
     }
 
 
-def start_session(user: User) -> dict:
-    """A new login: a token family and its first pair. Does not commit."""
+def open_session(user: User) -> LoginSession:
+    """A new login session: what its tokens (API) or its cookie (staff console) refer to. Does not commit."""
     session = LoginSession(user_id=user.id)
     db.session.add(session)
     db.session.flush()
-    return _issue_pair(user, session)
+    return session
 
 
-def login(phone: str, password: str) -> tuple[User, dict]:
+def start_session(user: User) -> dict:
+    """A new login: a token family and its first pair. Does not commit."""
+    return _issue_pair(user, open_session(user))
+
+
+def authenticate(phone: str, password: str) -> User:
+    """The user with this phone and password, else InvalidCredentials (in the same time either way)."""
     user = db.session.scalar(select(User).where(User.phone == phone))
     if not _check_password(user, password):
         raise InvalidCredentials()
+    return user
+
+
+def login(phone: str, password: str) -> tuple[User, dict]:
+    """Log in through the API: the user and a fresh token pair. Does not commit."""
+    user = authenticate(phone, password)
     return user, start_session(user)
 
 
@@ -306,3 +318,14 @@ def new_invite_code(household: Household) -> Household:
 def session_reply(user: User, tokens: dict) -> dict:
     """The reply to register, login and refresh: the user, its household and the token pair."""
     return {"user": user, "household": user.household, **tokens}
+
+
+# ---------------------------------------------------------------- listing
+
+
+def households_in(community_ids: list[str], limit: int, cursor) -> list[Household]:
+    """Households of these communities, oldest first (limit + 1 rows for paging)."""
+    from ..paging import page_rows
+
+    return page_rows(select(Household).where(Household.community_id.in_(community_ids)), Household, limit, cursor,
+                     oldest_first=True)
