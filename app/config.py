@@ -72,7 +72,9 @@ def load_config() -> dict:
         "JWT_ACCESS_TTL": timedelta(seconds=_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)),
         "JWT_REFRESH_TTL": timedelta(seconds=_int("JWT_REFRESH_TTL_SECONDS", 30 * 24 * 3600)),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping (a round trip per request): app/extensions.py drops a pooled connection the server
+        # has closed without asking it, and connections are renewed before any idle timeout could end them.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         "REDIS_URL": redis_url,
         "JOBS_INLINE": _bool("JOBS_INLINE", redis_url is None),
         # A running job not renewed within the lease is abandoned; workers sweep lost and abandoned jobs.
