@@ -54,7 +54,7 @@ def account_id(kind: str, owner_id: str, shard: int = 0) -> str:
 def ensure_account(kind: str, owner_id: str, shard: int = 0) -> LedgerAccount:
     """The account of (kind, owner), created if missing; safe under concurrent creation."""
     key = account_id(kind, owner_id, shard)
-    held = db.session.info.get(LOCKED)
+    held = db.session.info.get(LOCKED_ROWS)
     if held and key in held:
         return held[key]  # locked in this transaction: the row as it stands
     found = db.session.get(LedgerAccount, key)  # the identity map answers repeat look-ups
@@ -114,7 +114,7 @@ def lock(*parties) -> list[LedgerAccount]:
     """
     owners = [(p.kind, p.owner_id, p.shard) if isinstance(p, LedgerAccount) else p for p in parties]
     ids = [account_id(*owner) for owner in owners]
-    held = db.session.info.setdefault(LOCKED, {})
+    held = _held()
     wanted = sorted({key: owner for owner, key in zip(owners, ids) if key not in held}.items())
     if wanted:
         # One upsert, rows in id order: each row is created (and so ours) or, existing, locked as an UPDATE
@@ -125,7 +125,7 @@ def lock(*parties) -> list[LedgerAccount]:
         for row in db.session.scalars(_lock_or_create(), [_new_account(key, *owner, created_at=now)
                                                           for key, owner in wanted],
                                       execution_options={"populate_existing": True}):
-            held[row.id] = row
+            _hold(row)
     return [held[key] for key in ids]
 
 
@@ -178,36 +178,51 @@ def _lock(account_ids: list[str]) -> dict[str, LedgerAccount]:
 
     Returns the locked rows that exist (a missing account is left out).
     """
-    held = db.session.info.setdefault(LOCKED, {})
+    held = _held()
     wanted = sorted(set(account_ids).difference(held))
     if wanted:
         for row in db.session.scalars(_LOCK_ROWS, {"ids": wanted}):
-            held[row.id] = row
+            _hold(row)
     # Our lock makes the kept rows current: every change since went through this module.
     return {key: held[key] for key in account_ids if key in held}
 
 
-# session.info key: account id → the LedgerAccount this transaction locked. Kept (not just the ids) so
-# that later look-ups in the transaction need no round trip and the rows outlive the identity map's
-# weak references.
+# session.info keys: the ids of the accounts this transaction locked (a set), and those rows by id —
+# kept, so that later look-ups in the transaction need no round trip and the rows outlive the identity
+# map's weak references.
 LOCKED = "ledger_locked_accounts"
+LOCKED_ROWS = "ledger_locked_rows"
+
+
+def _held() -> dict[str, LedgerAccount]:
+    return db.session.info.setdefault(LOCKED_ROWS, {})
+
+
+def _hold(row: LedgerAccount) -> None:
+    db.session.info.setdefault(LOCKED, set()).add(row.id)
+    _held()[row.id] = row
+
+
+def _forget_locks(session) -> None:
+    session.info.pop(LOCKED, None)
+    session.info.pop(LOCKED_ROWS, None)
 
 
 @event.listens_for(Session, "after_commit")
 def _locks_released(session):
-    session.info.pop(LOCKED, None)
+    _forget_locks(session)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _locks_released_on_rollback(session, previous_transaction):
     # A rolled-back savepoint releases the locks taken inside it, and expires what it changed.
-    session.info.pop(LOCKED, None)
+    _forget_locks(session)
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _locks_released_at_the_end(session, transaction):
     if transaction.parent is None:  # the whole transaction ended, however (commit, rollback, close)
-        session.info.pop(LOCKED, None)
+        _forget_locks(session)
 
 
 def _next_entry(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, fields: dict) -> LedgerEntry:
