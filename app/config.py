@@ -77,7 +77,9 @@ def load_config() -> dict:
         # Who is behind a login, kept per process; another worker's revocation takes effect within it. 0: off.
         "AUTH_CACHE_SECONDS": _int("AUTH_CACHE_SECONDS", 5),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping (a round trip per request): app/extensions.py drops a pooled connection the server
+        # has closed without asking it, and connections are renewed before any idle timeout could end them.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         # A streaming replica for reads that tolerate its lag: district exports (app/replica.py).
         "DATABASE_READ_URL": driver_url(os.environ["DATABASE_READ_URL"]) if os.environ.get("DATABASE_READ_URL") else None,
         "REDIS_URL": redis_url,

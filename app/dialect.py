@@ -6,7 +6,11 @@ from .extensions import db
 
 def dialect_insert(table):
     """An INSERT that supports `on_conflict_do_nothing/do_update` on the session's database."""
-    name = db.session.get_bind().dialect.name
+    return dialect_insert_for(db.session.get_bind().dialect.name, table)
+
+
+def dialect_insert_for(name: str, table):
+    """The same for a dialect by name (for statements built once per dialect and kept)."""
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
 
 

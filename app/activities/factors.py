@@ -2,16 +2,26 @@
 
 A published set is immutable; an action is valued with the set in force on the
 Asia/Shanghai date of its occurred_at. Nothing here commits.
+
+Because a published set never changes, each process keeps the rows of the sets it
+has used, by set id (`_published_rows`). Which set is in force is still asked of
+the database every time — one indexed query of one id — so a set that another
+worker has just published is in force here from its commit on, with no delay and
+no cross-process signal.
 """
 import csv
 import io
+import threading
 from datetime import date, datetime
 from importlib import resources
 from typing import NamedTuple
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from ..columns import utcnow
 from ..errors import AppError, InvalidState, NotFound, ValidationFailed, flatten_messages, validation_error
@@ -256,6 +266,107 @@ def load_project_factors() -> FactorSet:
     return publish_factor_set(factor_set.code)
 
 
+# ---------------------------------------------------------------- published rows, kept per process
+
+
+class _Published(NamedTuple):
+    """A published set's columns and its rows' columns, by (action_type, variant): plain values."""
+
+    set_values: dict
+    rows: dict  # (action_type, variant) → dict of the row's columns
+
+
+_SET_COLUMNS = [c.key for c in FactorSet.__table__.columns]
+_ROW_COLUMNS = [c.key for c in FactorRow.__table__.columns]
+_IN_FORCE_KEY = (
+    select(FactorSet.id, FactorSet.published_at).where(FactorSet.status == "published", FactorSet.effective_from <= bindparam("on"))
+    .order_by(FactorSet.effective_from.desc()).limit(1)
+)
+_SET_WITH_ROWS = (
+    select(FactorSet.__table__, FactorRow.__table__)
+    .join_from(FactorSet.__table__, FactorRow.__table__, FactorRow.factor_set_id == FactorSet.id)
+    .where(FactorSet.id == bindparam("set_id"), FactorSet.status == "published")
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)  # both tables have an id
+)
+_KEEP_SETS = 32  # far more than are ever in use at once
+# (set id, published_at) → its values. published_at is part of the key so that a publication rolled back
+# (a draft's rows may then change) and published again is never confused with the first one.
+_published: dict[tuple, _Published] = {}
+_published_lock = threading.Lock()
+
+
+def in_force_key(on: date) -> tuple | None:
+    """(id, published_at) of the published set in force on `on`: one indexed query of one row."""
+    found = db.session.execute(_IN_FORCE_KEY, {"on": on}).first()
+    return tuple(found) if found is not None else None
+
+
+def _published_rows(key: tuple | None) -> _Published | None:
+    """A published set's values, read once per process (a published set never changes)."""
+    if key is None:
+        return None
+    found = _published.get(key)
+    if found is not None:
+        return found
+    result = db.session.execute(_SET_WITH_ROWS, {"set_id": key[0]}).mappings().all()
+    if not result:
+        return None
+    set_values = {key: result[0][f"factor_sets_{key}"] for key in _SET_COLUMNS}
+    rows = {}
+    for record in result:
+        values = {key: record[f"factor_rows_{key}"] for key in _ROW_COLUMNS}
+        rows[(values["action_type"], values["variant"])] = values
+    found = _Published(set_values, rows)
+    if set_values["published_at"] != key[1]:
+        return found  # published again since the key was read: use it, keep nothing
+    with _published_lock:
+        if len(_published) >= _KEEP_SETS:
+            _published.clear()
+        _published[key] = found
+    return found
+
+
+def forget_published_rows() -> None:
+    """Drop what this process keeps (tests that roll published sets back use it)."""
+    with _published_lock:
+        _published.clear()
+
+
+def _persistent(cls, values: dict):
+    """An instance of a row that exists, joined to the session without a query (or the one it holds)."""
+    session = db.session()
+    held = session.identity_map.get(identity_key(cls, values["id"]))
+    if held is not None:
+        return held
+    instance = cls(**values)
+    make_transient_to_detached(instance)  # as if loaded: no history, nothing to write
+    session.add(instance)
+    return instance
+
+
+def _row_instance(published: _Published, values: dict) -> FactorRow:
+    row = _persistent(FactorRow, values)
+    if "factor_set" not in row.__dict__:
+        set_committed_value(row, "factor_set", _persistent(FactorSet, published.set_values))
+    return row
+
+
+def row_in_force(action_type: str, variant: str | None, unit: str, on: date,
+                 unless_set: str | None = None) -> FactorRow | None:
+    """The row of the set in force on `on` for (action_type, variant, unit), or None. One query.
+
+    None too when the set in force is `unless_set` (the caller has that set's row already).
+    """
+    key = in_force_key(on)
+    if key is None or key[0] == unless_set:
+        return None
+    published = _published_rows(key)
+    values = published.rows.get((action_type, variant or "")) if published is not None else None
+    if values is None or values["unit"] != unit:
+        return None
+    return _row_instance(published, values)
+
+
 # ---------------------------------------------------------------- the row of an action
 
 
@@ -263,28 +374,21 @@ def resolve_factor(action_type, variant, unit, occurred_at: datetime, recorder: 
     """The factor row in force on occurred_at for (action_type, variant), checking unit and recorder.
 
     Adds problems to `errors` (naming action_type, variant, unit or occurred_at) and returns None then.
+    One query (which set is in force); the rows come from the process's copy of that published set.
     """
-    on = local_date(occurred_at)
-    in_force = _in_force(on).with_only_columns(FactorSet.id).scalar_subquery()
-    # One round trip, one row on the happy path; the other variants are read only to explain a miss.
-    exact = db.session.scalars(
-        select(FactorRow).where(FactorRow.factor_set_id == in_force, FactorRow.action_type == action_type,
-                                FactorRow.variant == (variant or ""))
-    ).all()
-    candidates = exact or db.session.scalars(
-        select(FactorRow).where(FactorRow.factor_set_id == in_force, FactorRow.action_type == action_type)
-    ).all()
+    published = _published_rows(in_force_key(local_date(occurred_at)))
+    if published is None:
+        errors["occurred_at"] = ["No published factor set covers this date."]
+        return None
+    candidates = [values for (kind, _), values in published.rows.items() if kind == action_type]
     if not candidates:
-        factor_set = set_in_force(on)
-        if factor_set is None:
-            errors["occurred_at"] = ["No published factor set covers this date."]
-        else:
-            errors["action_type"] = [f"Unknown action type in factor set {factor_set.code}."]
+        errors["action_type"] = [f"Unknown action type in factor set {published.set_values['code']}."]
         return None
     wanted = variant or ""
-    row = next((r for r in candidates if r.variant == wanted), None)
+    values = published.rows.get((action_type, wanted))
+    row = _row_instance(published, values) if values is not None else None
     if row is None:
-        known = sorted(r.variant for r in candidates if r.variant)
+        known = sorted(r["variant"] for r in candidates if r["variant"])
         if not known:
             errors["variant"] = ["This action type has no variants; omit variant."]
         elif not wanted:

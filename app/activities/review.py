@@ -6,22 +6,22 @@ caller's transaction. Nothing here commits.
 """
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, String, and_, bindparam, case, select, update
 
 from ..accounts.models import User
 from ..campaigns import service as campaigns
 from ..district import rollups
 from ..columns import utcnow
-from ..dialect import insert_ignoring_conflicts
+from ..dialect import dialect_insert_for
 from ..errors import AppError, Conflict, InvalidState, NotFound
 from ..extensions import db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
 from ..localtime import local_date
 from . import valuation
-from .factors import set_in_force
+from .factors import row_in_force
 from .models import Action, CapUsage, FactorRow
-from .valuation import CapPeriod, Valuation
+from .valuation import CapPeriod, Valuation, milli
 
 
 class AlreadyAppealed(AppError):
@@ -34,39 +34,38 @@ HELD_OVER_CAP = "exceeds_cap"
 # ---------------------------------------------------------------- approval
 
 
-def approve(action: Action, *, approver_id: str | None, third_party: bool) -> None:
+def approve(action: Action, *, approver_id: str | None, third_party: bool, row: FactorRow | None = None) -> None:
     """Approve an action: credit what the caps still allow (possibly 0), and freeze the receipt.
 
     `third_party`: approved on the word of community staff, a device or an operator import, so the
     grams count as verified when the factor row is verifiable; a self-approvable report is not.
+    `row`: the row in force for the action, when the caller has just resolved it (else it is looked up).
     """
-    row, periods, used = _lock_for_valuation(action)
-    _credit(action, row, periods, used, approver_id=approver_id, third_party=third_party)
+    row, periods = _lock_for_valuation(action, row)
+    valued = _charge_caps(action.household_id, row, periods, action.quantity)
+    _credit(action, row, valued, approver_id=approver_id, third_party=third_party)
 
 
-def approve_unless_capped(action: Action, *, approver_id: str | None) -> None:
+def approve_unless_capped(action: Action, *, approver_id: str | None, row: FactorRow | None = None) -> None:
     """A device or import record: approve it whole, or hold it pending for review when a cap would cut it."""
-    row, periods, used = _lock_for_valuation(action)
-    preview = valuation.value(action.quantity, row.kgco2e_per_unit, row.points_per_unit, periods, used)
-    if preview.cut_by_caps(action.quantity):
+    row, periods = _lock_for_valuation(action, row)
+    valued = _charge_caps(action.household_id, row, periods, action.quantity, whole_only=True)
+    if valued is None:
         action.review_reason = HELD_OVER_CAP
         return
-    _credit(action, row, periods, used, approver_id=approver_id, third_party=True, valued=preview)
+    _credit(action, row, valued, approver_id=approver_id, third_party=True)
 
 
-def _lock_for_valuation(action: Action) -> tuple[FactorRow, list[CapPeriod], dict[str, int]]:
+def _lock_for_valuation(action: Action, row: FactorRow | None) -> tuple[FactorRow, list[CapPeriod]]:
     # The wallet and its issuance shard first, as integration batches lock them: one lock order, no deadlock.
+    # The wallet lock also serialises every change of this household's cap usage.
     ledger.lock_households([action.household_id])
-    row = valuation_row(action)
-    periods = valuation.cap_periods(action.occurred_at, row.daily_cap, row.monthly_cap)
-    return row, periods, _lock_cap_usage(action.household_id, row.id, [p.key for p in periods])
+    row = row or valuation_row(action)
+    return row, valuation.cap_periods(action.occurred_at, row.daily_cap, row.monthly_cap)
 
 
-def _credit(action: Action, row: FactorRow, periods: list[CapPeriod], used: dict[str, int], *,
-            approver_id: str | None, third_party: bool, valued: Valuation | None = None) -> None:
-    valued = valued or valuation.value(action.quantity, row.kgco2e_per_unit, row.points_per_unit, periods, used)
-    for period in periods:
-        _change_cap_usage(action.household_id, row.id, period, valued.credited_milli)
+def _credit(action: Action, row: FactorRow, valued: Valuation, *, approver_id: str | None,
+            third_party: bool) -> None:
     now = utcnow()
     action.factor_id, action.factor = row.id, row
     action.status = "approved"
@@ -79,7 +78,7 @@ def _credit(action: Action, row: FactorRow, periods: list[CapPeriod], used: dict
         row=row, quantity=action.quantity, valuation=valued, verified=action.verified, source=action.source,
         approver_id=approver_id, approved_at=now,
     ))
-    db.session.flush()
+    db.session.add(action)  # a new action is written once, approved, with the next flush
     if action.base_points:
         ledger.award(action.household_id, action.base_points, kind=EntryKind.ACTION, ref_type="action",
                      ref_id=action.id, actor_id=approver_id)
@@ -90,61 +89,119 @@ def _credit(action: Action, row: FactorRow, periods: list[CapPeriod], used: dict
 
 def valuation_row(action: Action) -> FactorRow:
     """The row in force on occurred_at now; the recorded row if a later set dropped the type or unit."""
-    factor_set = set_in_force(local_date(action.occurred_at))
-    if factor_set is not None and factor_set.id != action.factor.factor_set_id:
-        for row in factor_set.rows:
-            if (row.action_type, row.variant, row.unit) == (action.action_type, action.variant or "", action.unit):
-                return row
-    return action.factor
+    newer = row_in_force(action.action_type, action.variant, action.unit, local_date(action.occurred_at),
+                         unless_set=action.factor.factor_set_id)
+    return newer or action.factor
 
 
 # ---------------------------------------------------------------- caps
+#
+# A household's usage rows are written only by a transaction holding its wallet lock (approvals and
+# reversals take it first), and each statement below also locks the rows it touches. An approval whose
+# quantity fits every cap costs one statement: an upsert that adds the whole quantity where it still
+# fits, returning the rows it changed. Only when a cap cuts the quantity are the rows read and set.
 
 
-def _lock_cap_usage(household_id: str, factor_id: str, periods: list[str]) -> dict[str, int]:
-    """Create the usage rows if missing and lock them (fixed order); returns period → used thousandths."""
+def _usage_statements(dialect: str, count: int) -> dict:
+    """The pre-built cap statements for `count` periods (1 or 2) on a dialect."""
+    table = CapUsage.__table__
+    c = table.c
+    insert = dialect_insert_for(dialect, table)
+    period = [bindparam(f"period{i}", type_=String) for i in range(count)]
+    cap = [bindparam(f"cap{i}", type_=BigInteger) for i in range(count)]
+    delta = [bindparam(f"delta{i}", type_=BigInteger) for i in range(count)]
+    household, factor = bindparam("household", type_=String), bindparam("factor", type_=String)
+    rows = [{"household_id": household, "factor_id": factor, "period": period[i],
+             "used_milli": bindparam("add", type_=BigInteger)} for i in range(count)]
+    cap_of = case(*[(c.period == period[i], cap[i]) for i in range(count)])
+    mine = and_(c.household_id == household, c.factor_id == factor)
+    delta_of = case(*[(c.period == period[i], delta[i]) for i in range(count)])
+    return {
+        # Add `add` to every row where it still fits its cap (a new row is made holding it); returns those rows.
+        "add": insert.values(rows).on_conflict_do_update(
+            index_elements=[c.household_id, c.factor_id, c.period],
+            set_={"used_milli": c.used_milli + insert.excluded.used_milli},
+            where=c.used_milli + insert.excluded.used_milli <= cap_of,
+        ).returning(c.period, c.used_milli),
+        # Make missing rows (at 0) and lock and read every row.
+        "read": insert.values(rows).on_conflict_do_update(
+            index_elements=[c.household_id, c.factor_id, c.period], set_={"used_milli": c.used_milli},
+        ).returning(c.period, c.used_milli),
+        # Move each row by its delta, guarded so it stays within [0, cap].
+        "move": update(table).where(
+            mine, c.period.in_(period), c.used_milli + delta_of >= 0, c.used_milli + delta_of <= cap_of,
+        ).values(used_milli=c.used_milli + delta_of),
+    }
+
+
+_USAGE: dict[tuple[str, int], dict] = {}
+
+
+def _usage(count: int) -> dict:
+    dialect = db.session.get_bind().dialect.name
+    found = _USAGE.get((dialect, count))
+    if found is None:
+        found = _USAGE[(dialect, count)] = _usage_statements(dialect, count)
+    return found
+
+
+def _period_params(household_id: str, factor_id: str, periods: list[CapPeriod], **per_period) -> dict:
+    params = {"household": household_id, "factor": factor_id}
+    for i, period in enumerate(periods):
+        params[f"period{i}"], params[f"cap{i}"] = period.key, period.cap_milli
+        for name, values in per_period.items():
+            params[f"{name}{i}"] = values[period.key]
+    return params
+
+
+def _charge_caps(household_id: str, row: FactorRow, periods: list[CapPeriod], quantity: Decimal, *,
+                 whole_only: bool = False) -> Valuation | None:
+    """Value the action against the caps and count what it is credited into them.
+
+    `whole_only`: count nothing and return None when a cap would cut the quantity. The caller holds
+    the household's wallet lock.
+    """
+    value = lambda used: valuation.value(quantity, row.kgco2e_per_unit, row.points_per_unit, periods, used)  # noqa: E731
     if not periods:
-        return {}
-    db.session.execute(
-        insert_ignoring_conflicts(CapUsage)
-        .values([{"household_id": household_id, "factor_id": factor_id, "period": p, "used_milli": 0}
-                 for p in sorted(periods)])
-    )
-    rows = db.session.execute(
-        select(CapUsage.period, CapUsage.used_milli)
-        .where(CapUsage.household_id == household_id, CapUsage.factor_id == factor_id,
-               CapUsage.period.in_(periods))
-        .order_by(CapUsage.period).with_for_update()
-    ).all()
-    return {period: used for period, used in rows}
+        return value({})
+    periods = sorted(periods, key=lambda p: p.key)  # the rows' lock order
+    wanted = milli(quantity)
+    statements = _usage(len(periods))
+    params = _period_params(household_id, row.id, periods)
+    added: dict[str, int] = {}
+    if all(wanted <= period.cap_milli for period in periods):
+        added = {period: used - wanted for period, used in
+                 db.session.execute(statements["add"], {**params, "add": wanted}).all()}
+        if len(added) == len(periods):
+            return value(added)  # fits every cap: counted whole
+    # A cap cuts it: read every row (locked), then set each to what is actually credited.
+    used = {period: used for period, used in db.session.execute(statements["read"], {**params, "add": 0}).all()}
+    used.update(added)  # what those rows held before this approval added to them
+    valued = value(used)
+    held = whole_only and valued.cut_by_caps(quantity)
+    credit = 0 if held else valued.credited_milli
+    deltas = {p.key: credit - (wanted if p.key in added else 0) for p in periods}
+    if any(deltas.values()):
+        _move_usage(household_id, row.id, periods, deltas)
+    return None if held else valued
 
 
-def _change_cap_usage(household_id: str, factor_id: str, period: CapPeriod, delta: int) -> None:
-    """Add `delta` thousandths to a locked usage row, guarded so it stays within [0, cap]."""
-    if delta == 0:
-        return
-    guard = (CapUsage.used_milli + delta <= period.cap_milli) if delta > 0 else (CapUsage.used_milli + delta >= 0)
-    changed = db.session.execute(
-        update(CapUsage)
-        .where(CapUsage.household_id == household_id, CapUsage.factor_id == factor_id,
-               CapUsage.period == period.key, guard)
-        .values(used_milli=CapUsage.used_milli + delta)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if changed != 1:
+def _move_usage(household_id: str, factor_id: str, periods: list[CapPeriod], deltas: dict[str, int]) -> None:
+    """Move each usage row by its delta (one statement), guarded so it stays within [0, cap]."""
+    changed = db.session.execute(_usage(len(periods))["move"],
+                                 _period_params(household_id, factor_id, periods, delta=deltas)).rowcount
+    if changed != len(periods):
         raise Conflict("The household's cap usage changed concurrently; retry")
 
 
 def _release_caps(action: Action) -> None:
     """Give back the cap allowance a reversed action used."""
     row = action.factor
-    periods = valuation.cap_periods(action.occurred_at, row.daily_cap, row.monthly_cap)
+    periods = sorted(valuation.cap_periods(action.occurred_at, row.daily_cap, row.monthly_cap), key=lambda p: p.key)
     credited_milli = valuation.milli(action.credited_quantity or Decimal(0))
     if not periods or credited_milli == 0:
         return
-    _lock_cap_usage(action.household_id, row.id, [p.key for p in periods])
-    for period in periods:
-        _change_cap_usage(action.household_id, row.id, period, -credited_milli)
+    _move_usage(action.household_id, row.id, periods, {p.key: -credited_milli for p in periods})
 
 
 # ---------------------------------------------------------------- staff decisions and appeals

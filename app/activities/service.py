@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from ..accounts import scopes
 from ..accounts.cards import normalise_card
 from ..accounts.models import Household, User
-from ..columns import utcnow
+from ..columns import new_id, utcnow
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..qr import labelled_png
@@ -91,24 +91,32 @@ def record_action(*, household_id: str, resident_id: str | None, action_type: st
     if errors:
         raise ValidationFailed(errors)
     action = Action(
-        household_id=household.id, resident_id=resident_id, community_id=household.community_id,
+        id=new_id(), household_id=household.id, resident_id=resident_id, community_id=household.community_id,
         action_type=action_type, variant=variant or None, quantity=quantity, unit=unit,
         occurred_at=occurred_at, source=source, status="pending", evidence=evidence, note=note,
         factor_id=row.id, factor=row, recorded_by=actor_id, integration_id=integration_id,
         external_id=external_id, appeal=False, reduction_g=0, verified=False, base_points=0,
         campaign_points=0, points=0, created_at=utcnow(),
     )
-    db.session.add(action)
-    db.session.flush()  # a repeated (integration_id, external_id) fails here, before any points move
-    if source == "self_reported":
-        if row.self_approvable:
-            review.approve(action, approver_id=None, third_party=False)
-    elif source == "staff":
-        review.approve(action, approver_id=actor_id, third_party=True)
-    elif review_reason:
-        action.review_reason = review_reason
+    if source in ("self_reported", "staff") and external_id is None:
+        # Decided on arrival and nothing to deduplicate: valued first, then written once, as it ends.
+        if source == "staff":
+            review.approve(action, approver_id=actor_id, third_party=True, row=row)
+        elif row.self_approvable:
+            review.approve(action, approver_id=None, third_party=False, row=row)
+        db.session.add(action)
     else:
-        review.approve_unless_capped(action, approver_id=actor_id)
+        db.session.add(action)
+        db.session.flush()  # a repeated (integration_id, external_id) fails here, before any points move
+        if source == "self_reported":
+            if row.self_approvable:
+                review.approve(action, approver_id=None, third_party=False, row=row)
+        elif source == "staff":
+            review.approve(action, approver_id=actor_id, third_party=True, row=row)
+        elif review_reason:
+            action.review_reason = review_reason
+        else:
+            review.approve_unless_capped(action, approver_id=actor_id, row=row)
     db.session.flush()
     return action
 

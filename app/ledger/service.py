@@ -13,8 +13,12 @@ anything is written; ids follow from (kind, owner, shard), so callers name the
 accounts of every party up front (a wallet with its issuance shard, a campaign
 budget with the wallets it pays). A transaction that needs more accounts later
 locks them in a second pass only if none of them sorts before one it holds.
-`_append` refuses to write to an account this transaction has not locked.
-On SQLite the write transaction already holds the database lock.
+`_next_entry` (and `_append`) refuse to write to an account this transaction
+has not locked. On SQLite the write transaction already holds the database lock.
+
+Round trips: the locked rows are kept for the rest of the transaction (no second
+read); a transfer is one guarded UPDATE of both accounts and one INSERT of both
+entries, plus the point lots it spends or adds, all pre-built Core statements.
 """
 import hashlib
 import zlib
@@ -22,12 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import event, func, select, update
+from sqlalchemy import BigInteger, and_, bindparam, case, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..columns import new_id, utcnow
+from ..dialect import dialect_insert_for
 from ..errors import Conflict, InsufficientPoints
 from ..paging import page_rows
 from ..extensions import db
@@ -49,6 +54,9 @@ def account_id(kind: str, owner_id: str, shard: int = 0) -> str:
 def ensure_account(kind: str, owner_id: str, shard: int = 0) -> LedgerAccount:
     """The account of (kind, owner), created if missing; safe under concurrent creation."""
     key = account_id(kind, owner_id, shard)
+    held = db.session.info.get(LOCKED_ROWS)
+    if held and key in held:
+        return held[key]  # locked in this transaction: the row as it stands
     found = db.session.get(LedgerAccount, key)  # the identity map answers repeat look-ups
     if found is not None:
         return found
@@ -69,6 +77,11 @@ def system_account(kind: str, spread_key: str) -> LedgerAccount:
 
 def _shard(spread_key: str) -> int:
     return zlib.crc32(spread_key.encode()) % SYSTEM_SHARDS
+
+
+def _new_account(key: str, kind: str, owner_id: str, shard: int = 0, *, created_at: datetime) -> dict:
+    return {"id": key, "kind": kind, "owner_id": owner_id, "shard": shard, "balance": 0, "clawback": 0,
+            "seq": 0, "head_hash": GENESIS, "created_at": created_at}
 
 
 def account_of(kind: str, owner_id: str) -> LedgerAccount:
@@ -96,19 +109,39 @@ def lock_households(household_ids, *others: tuple) -> None:
 def lock(*parties) -> list[LedgerAccount]:
     """The one way to lock accounts: (kind, owner_id[, shard]) tuples or accounts, in one statement, in id order.
 
-    Missing accounts are created first. Returns the locked rows in the order asked. Does not commit.
+    Missing accounts are created by that same statement. Returns the locked rows in the order asked.
+    Does not commit.
     """
     owners = [(p.kind, p.owner_id, p.shard) if isinstance(p, LedgerAccount) else p for p in parties]
     ids = [account_id(*owner) for owner in owners]
-    if not db.session.info.get(LOCKED, set()).issuperset(ids):
-        # Create what is missing before locking anything: a row created between two locking
-        # statements would be locked out of id order, and concurrent callers could deadlock.
-        present = set(db.session.scalars(select(LedgerAccount.id).where(LedgerAccount.id.in_(ids))))
-        for owner, key in zip(owners, ids):
-            if key not in present:
-                ensure_account(*owner)
-    locked = _lock(ids)
-    return [locked[key] for key in ids]
+    held = _held()
+    wanted = sorted({key: owner for owner, key in zip(owners, ids) if key not in held}.items())
+    if wanted:
+        # One upsert, rows in id order: each row is created (and so ours) or, existing, locked as an UPDATE
+        # locks it — creating and locking interleaved in the one global order, so no two transactions wait
+        # for each other in a circle. (Locking first and creating what was missing afterwards would hold a
+        # later row while waiting for an earlier one: that deadlocks against a transaction locking both.)
+        now = utcnow()
+        for row in db.session.scalars(_lock_or_create(), [_new_account(key, *owner, created_at=now)
+                                                          for key, owner in wanted],
+                                      execution_options={"populate_existing": True}):
+            _hold(row)
+    return [held[key] for key in ids]
+
+
+_LOCK_OR_CREATE: dict[str, object] = {}
+
+
+def _lock_or_create():
+    """INSERT … ON CONFLICT (id) DO UPDATE SET id = id RETURNING the row: create or lock, one row at a time."""
+    dialect = db.session.get_bind().dialect.name
+    found = _LOCK_OR_CREATE.get(dialect)
+    if found is None:
+        statement = dialect_insert_for(dialect, LedgerAccount)
+        found = _LOCK_OR_CREATE[dialect] = statement.on_conflict_do_update(
+            index_elements=[LedgerAccount.id], set_={"id": statement.excluded.id},
+        ).returning(LedgerAccount)
+    return found
 
 
 # ---------------------------------------------------------------- transfers
@@ -131,39 +164,128 @@ class Transfer:
     credit_entry: LedgerEntry
 
 
+_LOCK_ROWS = (
+    select(LedgerAccount)
+    .where(LedgerAccount.id.in_(bindparam("ids", expanding=True)))
+    .order_by(LedgerAccount.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock(account_ids: list[str]) -> dict[str, LedgerAccount]:
-    """Lock accounts in id order; accounts this transaction already locked are not asked for again."""
-    held = db.session.info.setdefault(LOCKED, set())
-    if held.issuperset(account_ids):
-        # Our lock makes the loaded rows current: every change since went through _append.
-        return {key: db.session.get(LedgerAccount, key) for key in account_ids}
-    rows = db.session.scalars(
-        select(LedgerAccount)
-        .where(LedgerAccount.id.in_(account_ids))
-        .order_by(LedgerAccount.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    held.update(row.id for row in rows)
-    return {row.id: row for row in rows}
+    """Lock accounts in id order; accounts this transaction already locked are not asked for again.
+
+    Returns the locked rows that exist (a missing account is left out).
+    """
+    held = _held()
+    wanted = sorted(set(account_ids).difference(held))
+    if wanted:
+        for row in db.session.scalars(_LOCK_ROWS, {"ids": wanted}):
+            _hold(row)
+    # Our lock makes the kept rows current: every change since went through this module.
+    return {key: held[key] for key in account_ids if key in held}
 
 
+# session.info keys: the ids of the accounts this transaction locked (a set), and those rows by id —
+# kept, so that later look-ups in the transaction need no round trip and the rows outlive the identity
+# map's weak references.
 LOCKED = "ledger_locked_accounts"
+LOCKED_ROWS = "ledger_locked_rows"
+
+
+def _held() -> dict[str, LedgerAccount]:
+    return db.session.info.setdefault(LOCKED_ROWS, {})
+
+
+def _hold(row: LedgerAccount) -> None:
+    db.session.info.setdefault(LOCKED, set()).add(row.id)
+    _held()[row.id] = row
+
+
+def _forget_locks(session) -> None:
+    session.info.pop(LOCKED, None)
+    session.info.pop(LOCKED_ROWS, None)
 
 
 @event.listens_for(Session, "after_commit")
 def _locks_released(session):
-    session.info.pop(LOCKED, None)
+    _forget_locks(session)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _locks_released_on_rollback(session, previous_transaction):
     # A rolled-back savepoint releases the locks taken inside it, and expires what it changed.
-    session.info.pop(LOCKED, None)
+    _forget_locks(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _locks_released_at_the_end(session, transaction):
+    if transaction.parent is None:  # the whole transaction ended, however (commit, rollback, close)
+        _forget_locks(session)
+
+
+def _next_entry(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, fields: dict) -> LedgerEntry:
+    """The entry that follows an account's chain head (not yet written)."""
+    assert account.id in db.session.info.get(LOCKED, ()), f"ledger account {account.id} written without its lock"
+    entry = LedgerEntry(
+        id=new_id(), transfer_id=transfer_id, account_id=account.id, seq=account.seq + 1,
+        amount=amount, balance_after=account.balance + amount, created_at=now,
+        prev_hash=account.head_hash, **fields,
+    )
+    entry.hash = entry_hash(account.head_hash, entry)
+    return entry
+
+
+_ACCOUNTS, _ENTRIES = LedgerAccount.__table__, LedgerEntry.__table__
+_ENTRY_COLUMNS = [column.key for column in _ENTRIES.columns]
+
+
+def _move_statement(guard_debit: bool):
+    """Both sides of a transfer in one UPDATE, each row guarded by the seq it was read at (and the
+    debit by its balance), returning the ids it changed."""
+    a = _ACCOUNTS.c
+    amount = bindparam("amount", type_=BigInteger)
+    debit_row = and_(a.id == bindparam("debit_id"), a.seq == bindparam("debit_seq"))
+    if guard_debit:
+        debit_row = and_(debit_row, a.balance >= amount)
+    is_debit = a.id == bindparam("debit_id")
+    return (
+        update(_ACCOUNTS)
+        .where(or_(debit_row, and_(a.id == bindparam("credit_id"), a.seq == bindparam("credit_seq"))))
+        .values(balance=a.balance + case((is_debit, -amount), else_=amount), seq=a.seq + 1,
+                head_hash=case((is_debit, bindparam("debit_hash")), else_=bindparam("credit_hash")))
+        .returning(a.id)
+    )
+
+
+_MOVE = {True: _move_statement(guard_debit=True), False: _move_statement(guard_debit=False)}
+_INSERT_ENTRIES = insert(_ENTRIES)
+
+
+def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry: LedgerEntry,
+          credit_entry: LedgerEntry) -> None:
+    """Write both entries and move both cached balances and chain heads: two statements."""
+    changed = set(db.session.scalars(_MOVE[debit.kind not in SYSTEM_KINDS], {
+        "amount": amount, "debit_id": debit.id, "debit_seq": debit.seq, "debit_hash": debit_entry.hash,
+        "credit_id": credit.id, "credit_seq": credit.seq, "credit_hash": credit_entry.hash,
+    }))
+    # Either failure leaves the caller's transaction to roll back, whatever the other row did.
+    if debit.id not in changed:
+        raise InsufficientPoints()
+    if credit.id not in changed:
+        raise Conflict("The account changed concurrently; retry")
+    for account, entry in ((debit, debit_entry), (credit, credit_entry)):
+        # Mirror the UPDATE on the kept row without making the ORM write it a second time.
+        for name, value in (("balance", entry.balance_after), ("seq", entry.seq), ("head_hash", entry.hash)):
+            set_committed_value(account, name, value)
+    db.session.execute(_INSERT_ENTRIES, [{key: getattr(entry, key) for key in _ENTRY_COLUMNS}
+                                         for entry in (debit_entry, credit_entry)])
 
 
 def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, **fields) -> LedgerEntry:
-    """Append one entry to an account's chain and move its cached balance, guarded."""
+    """Append one entry to an account's chain and move its cached balance, guarded (one side at a time;
+    `transfer` writes both sides together)."""
     assert account.id in db.session.info.get(LOCKED, ()), f"ledger account {account.id} written without its lock"
     entry = LedgerEntry(
         id=new_id(), transfer_id=transfer_id, account_id=account.id, seq=account.seq + 1,
@@ -223,8 +345,9 @@ def transfer(
     now = utcnow()
     transfer_id = new_id()
     fields = dict(kind=kind, ref_type=ref_type, ref_id=str(ref_id), actor_id=actor_id, reason=reason)
-    debit_entry = _append(debit, -amount, transfer_id, now, **fields)
-    credit_entry = _append(credit, amount, transfer_id, now, **fields)
+    debit_entry = _next_entry(debit, -amount, transfer_id, now, fields)
+    credit_entry = _next_entry(credit, amount, transfer_id, now, fields)
+    _move(debit, credit, amount, debit_entry, credit_entry)
     if debit.kind == "household":
         _consume_lots(debit.id, amount, transfer_id, from_lot)
     if credit.kind == "household":
@@ -234,24 +357,38 @@ def transfer(
 
 def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str | None) -> None:
     """Spend the lots that expire first (or exactly `from_lot`) and record which."""
-    query = select(PointLot).where(PointLot.account_id == account_id, PointLot.remaining > 0)
-    if from_lot is not None:
-        query = query.where(PointLot.id == from_lot)
-    lots = db.session.scalars(
-        query.order_by(PointLot.expires_at, PointLot.id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    left = amount
+    params = {"account_id": account_id} if from_lot is None else {"account_id": account_id, "lot_id": from_lot}
+    lots = db.session.scalars(_OPEN_LOTS[from_lot is not None], params).all()
+    left, takes = amount, []
     for lot in lots:
         if left == 0:
             break
         take = min(lot.remaining, left)
-        lot.remaining -= take
+        takes.append((lot, take))
         left -= take
-        db.session.add(LotUse(lot_id=lot.id, transfer_id=transfer_id, amount=take))
     if left:
         # Balance and lots disagree: the invariant check would flag it; refuse rather than go on.
         raise Conflict("The household's point lots do not cover its balance")
+    db.session.execute(_TAKE_FROM_LOT, [{"lot_id": lot.id, "take": take} for lot, take in takes])
+    for lot, take in takes:
+        set_committed_value(lot, "remaining", lot.remaining - take)  # as the UPDATE left it
+    db.session.execute(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot.id, "transfer_id": transfer_id,
+                                           "amount": take} for lot, take in takes])
+
+
+def _open_lots(one: bool):
+    query = select(PointLot).where(PointLot.account_id == bindparam("account_id"), PointLot.remaining > 0)
+    if one:
+        query = query.where(PointLot.id == bindparam("lot_id"))
+    return query.order_by(PointLot.expires_at, PointLot.id).with_for_update().execution_options(populate_existing=True)
+
+
+_LOTS = PointLot.__table__
+_OPEN_LOTS = {False: _open_lots(one=False), True: _open_lots(one=True)}
+_TAKE_FROM_LOT = (update(_LOTS).where(_LOTS.c.id == bindparam("lot_id"))
+                  .values(remaining=_LOTS.c.remaining - bindparam("take", type_=BigInteger)))
+_INSERT_LOT_USES = insert(LotUse.__table__)
+_INSERT_LOT = insert(_LOTS)
 
 
 def _add_lots(account_id, amount, transfer_id, now, restores, expires_at) -> None:
@@ -273,10 +410,9 @@ def _add_lots(account_id, amount, transfer_id, now, restores, expires_at) -> Non
     if left:
         if expires_at is None:
             expires_at = _add_months(now, current_app.config["POINTS_EXPIRY_MONTHS"])
-        db.session.add(
-            PointLot(account_id=account_id, transfer_id=transfer_id, amount=left, remaining=left,
-                     expires_at=expires_at, created_at=now)
-        )
+        db.session.execute(_INSERT_LOT, {"id": new_id(), "account_id": account_id, "transfer_id": transfer_id,
+                                         "amount": left, "remaining": left, "expires_at": expires_at,
+                                         "created_at": now})
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import keyring
 from ..accounts import scopes
 from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
-from ..errors import AppError, InsufficientPoints, NotFound, validation_error
+from ..errors import AppError, Conflict, InsufficientPoints, NotFound, validation_error
 from ..paging import page_rows
 from ..extensions import db
 from ..ledger import service as ledger
@@ -26,7 +27,7 @@ from ..transaction import refuse_keeping_writes
 from ..merchants import service as merchants
 from ..merchants.models import Merchant
 from .models import Redemption, RedemptionCode, Reward
-from .settlement import redemptions_today
+from ..localtime import day_bounds, local_date
 
 CODE_DIGITS = 20
 
@@ -277,11 +278,16 @@ class Outcome:
     created: bool
 
 
-def _find_code(raw: str) -> RedemptionCode:
+def _digits(raw: str) -> str:
     digits = re.sub(r"[\s-]", "", raw)
     if not re.fullmatch(r"[0-9]{%d}" % CODE_DIGITS, digits):
         raise CodeNotFound()
-    code = db.session.scalar(select(RedemptionCode).where(RedemptionCode.code_hash == _hash(digits)))
+    return digits
+
+
+def _find_code(raw: str) -> RedemptionCode:
+    code = db.session.scalar(select(RedemptionCode).where(RedemptionCode.code_hash == _hash(_digits(raw)))
+                             .execution_options(populate_existing=True))
     if code is None:
         raise CodeNotFound()
     return code
@@ -296,81 +302,134 @@ def _replay(code: RedemptionCode, merchant_id: str) -> Outcome:
     raise REFUSALS[code.refusal_code]()
 
 
+# The claim: a live code of this merchant becomes used, naming the redemption it will be, in one
+# statement that also reads the code. A code it does not claim is read again to say why.
+_CLAIM = (
+    update(RedemptionCode)
+    .where(RedemptionCode.code_hash == bindparam("b_hash"), RedemptionCode.state == "live",
+           RedemptionCode.merchant_id == bindparam("b_merchant"))
+    .values(state="used", decided_at=bindparam("b_now"), redemption_id=bindparam("b_redemption"))
+    .returning(RedemptionCode)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+
+
 def redeem_code(raw_code: str, merchant_id: str, actor_id: str) -> Outcome:
     """Turn a code into exactly one redemption, or burn it with the refusal that decided it.
 
     The claim, the checks, the debit, the merchant credit and the stock
-    decrement share the caller's transaction. A refusal burns the code and is
-    raised with `refuse_keeping_writes`, so the owner commits the burn. Does not commit.
+    decrement share the caller's transaction. Every refusal is decided before
+    anything but the claim is written, so a refusal burns the code and is raised
+    with `refuse_keeping_writes` (the owner commits the burn) and nothing else;
+    no savepoint is needed. Does not commit.
     """
-    code = _find_code(raw_code)
-    if code.state != "live":
-        return _replay(code, merchant_id)
-    if code.merchant_id != merchant_id:
-        raise WrongMerchant()  # the code stays live for its own merchant
+    code_hash = _hash(_digits(raw_code))
     now = utcnow()
-    claimed = db.session.execute(
-        update(RedemptionCode).where(RedemptionCode.id == code.id, RedemptionCode.state == "live")
-        .values(state="used", decided_at=now).execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:  # another scan got there first and has committed its decision
-        code = db.session.scalar(select(RedemptionCode).where(RedemptionCode.id == code.id)
-                                 .execution_options(populate_existing=True))
-        return _replay(code, merchant_id)
-    savepoint = db.session.begin_nested()
+    redemption_id = new_id()
+    code = db.session.scalar(_CLAIM, {"b_hash": code_hash, "b_merchant": merchant_id, "b_now": now,
+                                      "b_redemption": redemption_id})
+    if code is None:  # unknown, decided (maybe by a scan that got there first), or another merchant's
+        code = _find_code(raw_code)
+        if code.state != "live":
+            return _replay(code, merchant_id)
+        if code.merchant_id != merchant_id:
+            raise WrongMerchant()  # the code stays live for its own merchant
+        raise Conflict()  # live and ours, yet not claimed: cannot happen while claims are single statements
     try:
-        redemption = _complete(code, actor_id, now)
-        savepoint.commit()
+        reward, merchant, wallet, till, counts = _decide(code, now)
     except tuple(REFUSALS.values()) as refusal:
-        savepoint.rollback()
         db.session.execute(
             update(RedemptionCode).where(RedemptionCode.id == code.id)
-            .values(state="burned", refusal_code=refusal.code, decided_at=now)
+            .values(state="burned", refusal_code=refusal.code, redemption_id=None, decided_at=now)
             .execution_options(synchronize_session=False)
         )
         refuse_keeping_writes(refusal)
-    return Outcome(redemption, created=True)
+    return Outcome(_complete(code, redemption_id, reward, merchant, wallet, till, counts, actor_id, now),
+                   created=True)
 
 
-def _complete(code: RedemptionCode, actor_id: str, now: datetime) -> Redemption:
+def _counts_statement(merchant_total: bool):
+    """One read of what a redemption's limits and anomaly flag need, under the two ledger locks:
+    the household's completed units of this reward, its redemptions at this merchant today (any
+    status) and, when the merchant has a daily limit, the merchant's completed redemptions today."""
+    household, reward_id = bindparam("household_id"), bindparam("reward_id")
+    merchant_id, start, end = bindparam("merchant_id"), bindparam("start"), bindparam("end")
+    today = and_(Redemption.merchant_id == merchant_id, Redemption.created_at >= start, Redemption.created_at < end)
+    held = and_(Redemption.household_id == household, Redemption.reward_id == reward_id)
+    columns = [
+        func.coalesce(func.sum(Redemption.quantity).filter(held, Redemption.status == "completed"), 0),
+        func.count().filter(today, Redemption.household_id == household),
+    ]
+    if merchant_total:
+        columns.append(func.count().filter(today, Redemption.status == "completed"))
+        scope = or_(held, today)
+    else:
+        scope = and_(Redemption.household_id == household, or_(Redemption.reward_id == reward_id, today))
+    return select(*columns).select_from(Redemption).where(scope)
+
+
+_COUNTS = {True: _counts_statement(merchant_total=True), False: _counts_statement(merchant_total=False)}
+_STOCK_FOR_CHECK = select(Reward.stock).where(Reward.id == bindparam("reward_id")).with_for_update()
+
+
+@dataclass
+class _Counts:
+    held: int  # units of the reward the household holds
+    household_today: int  # its redemptions at this merchant today, voided ones too
+    merchant_today: int | None  # the merchant's completed redemptions today, when it has a daily limit
+
+
+def _decide(code: RedemptionCode, now: datetime):
+    """Every refusal, in order, before anything is written; the stock is taken last, guarded."""
     if code.expires_at <= now:
         raise CodeExpired()
-    reward = db.session.get(Reward, code.reward_id)
-    merchant = db.session.get(Merchant, code.merchant_id)
+    reward = db.session.get(Reward, code.reward_id)  # with its merchant, in one query
+    merchant = reward.merchant
     if not is_available(reward, merchant, now):
         raise RewardUnavailable()
     # Locked up front: serialises this household's limit and this merchant's daily count.
     wallet, till = ledger.lock(("household", code.household_id), ("merchant", merchant.id))
-    if reward.per_household_limit is not None and (
-        _redeemed_quantity(code.household_id, reward.id) + code.quantity > reward.per_household_limit
-    ):
+    start, end = day_bounds(local_date(now))
+    limited = merchant.daily_redemption_limit is not None
+    found = db.session.execute(_COUNTS[limited], {
+        "household_id": code.household_id, "reward_id": reward.id, "merchant_id": merchant.id,
+        "start": start, "end": end}).one()
+    counts = _Counts(int(found[0]), int(found[1]), int(found[2]) if limited else None)
+    if reward.per_household_limit is not None and counts.held + code.quantity > reward.per_household_limit:
         raise LimitReached()
+    over_daily = limited and counts.merchant_today >= merchant.daily_redemption_limit
+    poor = wallet.balance < code.points_cost
+    if over_daily or poor:
+        # Refused either way; out of stock is said first, as when the stock is taken before these checks.
+        if db.session.scalar(_STOCK_FOR_CHECK, {"reward_id": reward.id}) < code.quantity:
+            raise OutOfStock()
+        if over_daily:
+            raise MerchantDailyLimit()
+        raise InsufficientPoints(f"The account holds {wallet.balance} points, {code.points_cost} are needed")
     taken = db.session.execute(
         update(Reward).where(Reward.id == reward.id, Reward.stock >= code.quantity)
         .values(stock=Reward.stock - code.quantity).execution_options(synchronize_session=False)
     ).rowcount
     if not taken:
         raise OutOfStock()
-    if merchant.daily_redemption_limit is not None and (
-        redemptions_today(merchant.id, now) >= merchant.daily_redemption_limit
-    ):
-        raise MerchantDailyLimit()
-    redemption = Redemption(
-        id=new_id(), code_id=code.id, merchant_id=merchant.id, reward_id=reward.id,
-        household_id=code.household_id, quantity=code.quantity, points=code.points_cost, status="completed",
-        redeemed_by=actor_id, created_at=now,
-    )
+    return reward, merchant, wallet, till, counts
+
+
+def _complete(code: RedemptionCode, redemption_id: str, reward: Reward, merchant: Merchant, wallet, till,
+              counts: _Counts, actor_id: str, now: datetime) -> Redemption:
+    """The writes of a decided redemption; any failure here rolls the whole unit of work back."""
     moved = ledger.transfer(wallet, till, code.points_cost, kind=EntryKind.REDEMPTION, ref_type="redemption",
-                            ref_id=redemption.id, actor_id=actor_id)
-    redemption.transfer_id = moved.id
-    db.session.add(redemption)
-    db.session.flush()
-    db.session.execute(update(RedemptionCode).where(RedemptionCode.id == code.id)
-                       .values(redemption_id=redemption.id).execution_options(synchronize_session=False))
-    merchants.flag_if_unusual(
-        code.household_id, merchant,
-        redemptions_today(merchant.id, now, household_id=code.household_id, include_voided=True), now,
+                            ref_id=redemption_id, actor_id=actor_id)
+    redemption = Redemption(
+        id=redemption_id, code_id=code.id, merchant_id=merchant.id, reward_id=reward.id,
+        household_id=code.household_id, quantity=code.quantity, points=code.points_cost, status="completed",
+        transfer_id=moved.id, redeemed_by=actor_id, created_at=now,
     )
+    db.session.add(redemption)
+    set_committed_value(redemption, "reward", reward)  # the reply names it: no second read
+    set_committed_value(redemption, "merchant", merchant)
+    merchants.flag_if_unusual(code.household_id, merchant, counts.household_today + 1, now)  # this one included
+    db.session.flush()
     return redemption
 
 

@@ -73,7 +73,7 @@ def test_a_connection_dropped_mid_request_is_a_503_that_says_retry_and_leaves_no
 
 
 def test_a_connection_dropped_between_requests_is_replaced_unnoticed(client, device, resident):
-    """pool_pre_ping (the default) finds the dead pooled connection and opens another."""
+    """The pool's checkout sees the server closed the pooled connection and opens another (no pre-ping)."""
     card = card_of(resident)
     push(client, device, record("warm-up", card))
     with db.engine.connect() as conn:  # the pool hands this same connection to the next request

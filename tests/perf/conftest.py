@@ -1,0 +1,1 @@
+from tests.rewards.builders import *  # noqa: F401,F403

@@ -1,0 +1,99 @@
+"""How many statements the hot paths send to the database, per request, with real commits.
+
+Each statement is a round trip (≈ 0.65 ms on the benchmark machine); these budgets keep the
+hot paths at the handful the performance work brought them to. The statements are listed on
+failure, so a regression shows what it added. SQLite's explicit `BEGIN IMMEDIATE` is left out
+of the count: PostgreSQL's driver opens its transaction with the first statement.
+"""
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import event
+
+from app.extensions import db
+
+pytestmark = pytest.mark.committing
+API = "/api/v1"
+
+
+class Statements:
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def __enter__(self):
+        event.listen(db.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(db.engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn, cursor, statement, parameters, context, executemany):
+        if statement.strip().upper() != "BEGIN IMMEDIATE":
+            self.seen.append(" ".join(statement.split())[:160])
+
+    def __len__(self):
+        return len(self.seen)
+
+    def __str__(self):
+        return f"{len(self.seen)} statements:\n" + "\n".join(self.seen)
+
+
+def _count(client, method, path, **kwargs):
+    db.session.remove()
+    with Statements() as seen:
+        reply = client.open(path, method=method, **kwargs)
+    assert reply.status_code < 300, reply.get_json()
+    return reply, seen
+
+
+def _now():
+    return datetime.now(timezone.utc).isoformat()
+
+
+def test_self_approved_credit(client, factor_set, resident):
+    walk = {"action_type": "walking", "quantity": "0.5", "unit": "km", "occurred_at": _now()}
+    _count(client, "POST", f"{API}/actions", json=walk, headers=resident.headers)  # accounts and cap rows exist now
+
+    reply, seen = _count(client, "POST", f"{API}/actions", json=walk, headers=resident.headers)
+
+    assert reply.get_json()["points"] > 0
+    # the caller; the set in force; wallet + issuance shard locked; cap usage added (one upsert); the
+    # approved action; both balances; both entries; the point lot; active campaigns; two rollup upserts.
+    assert len(seen) == 11, str(seen)
+
+
+def test_pending_report(client, factor_set, resident):
+    report = {"action_type": "recycling", "variant": "paper", "quantity": "1.5", "unit": "kg", "occurred_at": _now()}
+    _count(client, "POST", f"{API}/actions", json=report, headers=resident.headers)  # this process knows the set now
+
+    reply, seen = _count(client, "POST", f"{API}/actions", json=report, headers=resident.headers)
+
+    assert reply.get_json()["status"] == "pending"
+    # the caller; the set in force; the action.
+    assert len(seen) == 3, str(seen)
+
+
+def test_redemption(client, resident, clerk, reward, fund, get_code):
+    fund(resident.household_id, 1000)
+    first, second = get_code(resident, reward), get_code(resident, reward)
+    _count(client, "POST", f"{API}/merchant/redemptions", json={"code": first["code"]}, headers=clerk.headers)
+
+    reply, seen = _count(client, "POST", f"{API}/merchant/redemptions", json={"code": second["code"]},
+                         headers=clerk.headers)
+
+    assert reply.status_code == 201
+    # the caller; the code claimed; the reward with its merchant; wallet + till locked; the limit and
+    # anomaly counts; the stock; both balances; both entries; the lots read, spent and recorded; the
+    # redemption. No savepoint.
+    assert len(seen) == 12, str(seen)
+    assert not any(s.startswith(("SAVEPOINT", "RELEASE")) for s in seen.seen), str(seen)
+
+
+def test_wallet_read(client, resident, fund):
+    fund(resident.household_id, 100)
+
+    reply, seen = _count(client, "GET", f"{API}/wallet", headers=resident.headers)
+
+    assert reply.get_json()["balance"] == 100
+    # the caller; the wallet; entry totals by kind; points expiring soon; reduction totals.
+    assert len(seen) == 5, str(seen)
