@@ -96,6 +96,6 @@ def test_wallet_read(client, resident, fund):
     reply, seen = _count(client, "GET", f"{API}/wallet", headers=resident.headers)
 
     assert reply.get_json()["balance"] == 100
-    # the caller (funding the household changed it, so the login cache forgot it); the wallet; entry
+    # the caller (the first request of this login: the login cache is cold); the wallet; entry
     # totals by kind; points expiring soon; reduction totals.
     assert len(seen) == 5, str(seen)
