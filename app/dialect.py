@@ -2,7 +2,7 @@
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import bindparam, column, func, select, update
+from sqlalchemy import any_, bindparam, column, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
@@ -76,6 +76,15 @@ def update_rows(table, rows: list[dict], *, match: list[str], guard: dict[str, s
         .execution_options(synchronize_session=False)
     )
     return db.session.execute(statement, params).rowcount
+
+
+def is_in(column, values):
+    """`column IN (…)`; on PostgreSQL `column = ANY(:array)`, one parameter however many values (a batch's
+    hundreds of ids are neither rendered nor parsed one by one)."""
+    values = list(values)
+    if _is_postgres():
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _is_postgres() -> bool:

@@ -30,6 +30,8 @@ def main():
     parser.add_argument("--households", type=int, default=300)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--size", type=int, default=500)
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="time the reference path (record_action per record) instead of the batch path")
     args = parser.parse_args()
     url = args.database or f"sqlite:///{tempfile.mkdtemp(prefix='sjc-ingest-')}/bench.db"
     env = {"DATABASE_URL": url, "RATELIMIT_ENABLED": "false", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
@@ -46,6 +48,8 @@ def main():
     from app.integrations import service as integrations
     from app.ledger import service as ledger
 
+    if args.one_by_one:
+        integrations.ingest_records = integrations._ingest_records_one_by_one
     app = create_app()
     with app.app_context():
         import flask_migrate

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from ..dialect import insert_rows, update_rows
+from ..dialect import insert_rows, is_in, update_rows
 from ..errors import Conflict
 from ..extensions import db
 from ..ledger.kinds import EntryKind
@@ -91,7 +91,7 @@ class CapBook:
         if keys:
             rows = db.session.execute(
                 select(CapUsage.household_id, CapUsage.factor_id, CapUsage.period, CapUsage.used_milli)
-                .where(CapUsage.household_id.in_({k[0] for k in keys}), CapUsage.factor_id.in_({k[1] for k in keys}),
+                .where(is_in(CapUsage.household_id, {k[0] for k in keys}), CapUsage.factor_id.in_({k[1] for k in keys}),
                        CapUsage.period.in_({k[2] for k in keys}))
                 .order_by(CapUsage.household_id, CapUsage.factor_id, CapUsage.period).with_for_update()
             ).all()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import lazyload
 
 from ..activities.schemas import plain
 from ..columns import new_id
-from ..dialect import insert_rows
+from ..dialect import insert_rows, is_in
 from ..extensions import db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
@@ -51,7 +51,7 @@ class CampaignParts:
         self._held = {(campaign_id, household_id): int(points) for campaign_id, household_id, points in (
             db.session.execute(
                 select(CampaignAward.campaign_id, CampaignAward.household_id, func.sum(CampaignAward.points))
-                .where(CampaignAward.campaign_id.in_(capped), CampaignAward.household_id.in_(set(household_ids)),
+                .where(CampaignAward.campaign_id.in_(capped), is_in(CampaignAward.household_id, set(household_ids)),
                        CampaignAward.kind.in_(("action", "reversal")))
                 .group_by(CampaignAward.campaign_id, CampaignAward.household_id)) if capped else ())}
         self._seq = dict(db.session.execute(

@@ -31,6 +31,7 @@ from ..activities.models import RECORDER_OF_SOURCE, Action, FactorRow, FactorSet
 from ..campaigns import service as campaigns
 from ..campaigns.bulk import CampaignParts
 from ..columns import new_id, utcnow
+from ..dialect import is_in
 from ..district import rollups
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
@@ -218,7 +219,7 @@ def _approved_history(actions: list[NewAction]) -> dict[tuple, list]:
     ).label("rank")
     ranked = (
         select(Action.household_id, Action.action_type, variant.label("variant"), Action.quantity, rank)
-        .where(Action.household_id.in_({a.household_id for a in actions}),
+        .where(is_in(Action.household_id, {a.household_id for a in actions}),
                Action.action_type.in_({a.action_type for a in actions}), Action.status == "approved")
         .subquery()
     )

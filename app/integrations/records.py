@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..accounts.cards import normalise_card
 from ..accounts.models import Household
 from ..activities.models import Action
+from ..dialect import is_in
 from ..errors import flatten_messages
 from ..extensions import db
 from .schemas import RecordIn
@@ -39,7 +40,7 @@ def households_by_card(cards: set[str]) -> dict[str, Household]:
     numbers = {normalise_card(c) for c in cards}
     if not numbers:
         return {}
-    found = db.session.scalars(select(Household).where(Household.card_number.in_(numbers))).all()
+    found = db.session.scalars(select(Household).where(is_in(Household.card_number, numbers))).all()
     return {h.card_number: h for h in found}
 
 
@@ -49,7 +50,7 @@ def received_external_ids(integration_id: str, external_ids: set[str]) -> set[st
         return set()
     return set(db.session.scalars(
         select(Action.external_id).where(Action.integration_id == integration_id,
-                                         Action.external_id.in_(external_ids))
+                                         is_in(Action.external_id, external_ids))
     ))
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..columns import new_id, utcnow
-from ..dialect import insert_rows, update_rows
+from ..dialect import insert_rows, is_in, update_rows
 from ..errors import Conflict, InsufficientPoints
 from ..extensions import db
 from .kinds import EntryKind
@@ -57,7 +57,7 @@ class Journal:
         keys = {account_id(*party) for h in set(household_ids) for party in household_parties(h)} | set(others)
         held = db.session.info.get(LOCKED, set())
         assert held.issuperset(keys), "ledger accounts read for writing without their lock"
-        for account in db.session.scalars(select(LedgerAccount).where(LedgerAccount.id.in_(keys))
+        for account in db.session.scalars(select(LedgerAccount).where(is_in(LedgerAccount.id, keys))
                                           .execution_options(populate_existing=True)):
             self._state[account.id] = {"object": account, "kind": account.kind, "balance": account.balance,
                                        "seq": account.seq, "head_hash": account.head_hash,
