@@ -70,7 +70,8 @@ class Journal:
             ):
                 self._lot_start[lot.id] = lot.remaining
                 self._open_lots.setdefault(lot.account_id, []).append(
-                    {"id": lot.id, "remaining": lot.remaining, "expires_at": lot.expires_at, "new": False})
+                    {"id": lot.id, "remaining": lot.remaining, "expires_at": lot.expires_at, "new": False,
+                     "object": lot})
 
     def _account(self, key: str) -> dict:
         state = self._state.get(key)
@@ -155,6 +156,9 @@ class Journal:
                  if not lot["new"] and lot["remaining"] != self._lot_start[lot["id"]]]
         if update_rows(PointLot.__table__, spent, match=["id"], guard={"remaining": "old_remaining"}) != len(spent):
             raise Conflict("The household's point lots changed concurrently; retry")
+        for lot in (lot for lots in self._open_lots.values() for lot in lots if not lot["new"]):
+            set_committed_value(lot["object"], "remaining", lot["remaining"])
+            self._lot_start[lot["id"]] = lot["remaining"]
         insert_rows(LotUse.__table__, self._lot_uses)
         moved = [{"id": key, "old_seq": s["old_seq"], "balance": s["balance"], "seq": s["seq"],
                   "head_hash": s["head_hash"], "clawback": s["clawback"]}
@@ -164,4 +168,5 @@ class Journal:
         for key, state in self._state.items():  # mirror the UPDATE on the loaded rows, as service._append does
             for name in ("balance", "seq", "head_hash", "clawback"):
                 set_committed_value(state["object"], name, state[name])
+            state["old_seq"] = state["seq"]
         self._entries, self._lots, self._lot_uses = [], [], []
