@@ -1,4 +1,8 @@
 """Statements whose spelling differs between PostgreSQL and SQLite."""
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+from sqlalchemy import any_, bindparam, column, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
@@ -20,3 +24,94 @@ def insert_ignoring_conflicts(table):
     (psycopg reports no rowcount for it).
     """
     return dialect_insert(table).on_conflict_do_nothing()
+
+
+# ---------------------------------------------------------------- many rows in one statement
+
+
+def insert_rows(table, rows: list[dict], *, skip_conflicts_on: list[str] | None = None, returning=None):
+    """INSERT every row (dicts with the same keys) in one statement; the result, for `returning` columns.
+
+    PostgreSQL reads the rows from a single JSON parameter (`json_to_recordset`), so the statement
+    is the same text for any number of rows; SQLite runs an executemany. `skip_conflicts_on`: the
+    columns of a unique constraint whose repeats are skipped (ON CONFLICT … DO NOTHING).
+    """
+    if not rows:
+        return None
+    names = list(rows[0])
+    if _is_postgres():
+        source = _recordset([(name, table.c[name].type) for name in names])
+        statement = dialect_insert(table).from_select(names, select(*[source.c[name] for name in names]))
+        params = {"rows": _json_rows(rows, names)}
+    else:
+        statement, params = dialect_insert(table), rows
+    if skip_conflicts_on:
+        statement = statement.on_conflict_do_nothing(index_elements=skip_conflicts_on)
+    if returning is not None:
+        statement = statement.returning(*returning)
+    return db.session.execute(statement, params)
+
+
+def update_rows(table, rows: list[dict], *, match: list[str], guard: dict[str, str] | None = None) -> int:
+    """UPDATE one row per dict in one statement; returns how many rows changed.
+
+    Each dict holds the `match` columns (the row's key), `guard` keys (column → key of the value the
+    column must still hold, e.g. {"seq": "old_seq"}) and the new values of every other key.
+    """
+    if not rows:
+        return 0
+    guard = guard or {}
+    keys = list(rows[0])
+    column_of = {key: table.c[key] for key in keys if key in table.c}
+    column_of.update({key: table.c[name] for name, key in guard.items()})
+    sets = [key for key in keys if key not in match and key not in guard.values()]
+    if _is_postgres():
+        source = _recordset([(key, column_of[key].type) for key in keys])
+        value = source.c.__getitem__
+        params = {"rows": _json_rows(rows, keys)}
+    else:
+        value = lambda key: bindparam(f"p_{key}")  # noqa: E731  (a SET clause may not reuse a column's name)
+        params = [{f"p_{key}": row[key] for key in keys} for row in rows]
+    statement = (
+        update(table)
+        .where(*[table.c[key] == value(key) for key in match],
+               *[table.c[name] == value(key) for name, key in guard.items()])
+        .values({key: value(key) for key in sets})
+        .execution_options(synchronize_session=False)
+    )
+    return db.session.execute(statement, params).rowcount
+
+
+def is_in(column, values):
+    """`column IN (…)`; on PostgreSQL `column = ANY(:array)`, one parameter however many values (a batch's
+    hundreds of ids are neither rendered nor parsed one by one)."""
+    values = list(values)
+    if _is_postgres():
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
+def _is_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _recordset(columns: list[tuple]):
+    """`json_to_recordset(:rows) AS r(name type, …)`: a table of rows read from one JSON parameter."""
+    return (
+        func.json_to_recordset(bindparam("rows", type_=postgresql.JSON))
+        .table_valued(*[column(name, type_) for name, type_ in columns])
+        .render_derived("r", with_types=True)
+    )
+
+
+def _json_rows(rows: list[dict], names: list[str]) -> list[dict]:
+    """The rows for json_to_recordset: naive UTC times (as the columns store them), decimals as exact strings."""
+    return [{name: _json_value(row[name]) for name in names} for row in rows]
+
+
+def _json_value(value):
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    if isinstance(value, (Decimal, date)):
+        return str(value)
+    return value

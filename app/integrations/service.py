@@ -9,11 +9,8 @@ import csv
 import io
 import json
 import secrets
-import statistics
 from datetime import timedelta
-from decimal import Decimal
 
-from marshmallow import ValidationError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -27,21 +24,19 @@ from ..activities.models import Action
 from ..campaigns import service as campaigns
 from ..columns import new_id, utcnow
 from ..errors import (
-    AppError, InvalidState, NotFound, Unauthenticated, ValidationFailed, flatten_messages, validation_error,
+    AppError, InvalidState, NotFound, Unauthenticated, ValidationFailed, validation_error,
 )
 from ..extensions import db
 from ..ledger import service as ledger
 from ..paging import decode_cursor, page_rows
 from .models import DEFAULT_SOURCE, ROTATION_OVERLAP_SECONDS, ImportRowError, Integration, IntegrationImport
-from .schemas import RecordIn
+from . import bulk
+from . import records as incoming
+from .records import ANOMALOUS, ANOMALY_HISTORY
 
 CSV_COLUMNS = ("external_id", "household_card", "action_type", "variant", "quantity", "unit", "occurred_at")
 IMPORT_MAX_BYTES = 2 * 1024 * 1024
 IMPORT_CHUNK = 200
-ANOMALY_FACTOR = 5
-ANOMALY_HISTORY = 20
-ANOMALY_MIN_HISTORY = 5
-ANOMALOUS = "anomalous_quantity"
 
 
 class UnsupportedMediaType(AppError):
@@ -184,16 +179,25 @@ def ingest_records(integration: Integration, records: list) -> list[dict]:
 
     A record is created, a duplicate (its external_id was already received from
     this integration, earlier or earlier in the same batch), or rejected with
-    errors naming its fields. Records are written in external_id order, each in
-    a savepoint, after the households' accounts are locked in id order, so that
-    concurrent batches can neither deadlock nor credit an external_id twice.
+    errors naming its fields. Set-based (`bulk.py`): a fixed number of statements
+    for any number of records, the outcome of `_ingest_records_one_by_one`.
     Does not commit.
     """
-    parsed = [_parse_record(raw) for raw in records]
-    households = _households_by_card({data["household_card"] for _, data, _ in parsed if data})
+    return bulk.ingest_records(integration, records)
+
+
+def _ingest_records_one_by_one(integration: Integration, records: list) -> list[dict]:
+    """The reference the batch path is held to (tests): `record_action` per record, in external_id order.
+
+    Records are written in external_id order, each in a savepoint, after the
+    households' accounts are locked in id order, so that concurrent batches can
+    neither deadlock nor credit an external_id twice. Does not commit.
+    """
+    parsed = [incoming.parse_record(raw) for raw in records]
+    households = incoming.households_by_card({data["household_card"] for _, data, _ in parsed if data})
     ledger.lock_households(h.id for h in households.values())
     campaigns.lock_for_households(h.id for h in households.values())  # then campaign accounts, in one order
-    received = _received_external_ids(integration.id, {data["external_id"] for _, data, _ in parsed if data})
+    received = incoming.received_external_ids(integration.id, {data["external_id"] for _, data, _ in parsed if data})
 
     results: list[dict | None] = [None] * len(parsed)
     rows: dict = {}  # factor rows looked up in this batch
@@ -215,38 +219,7 @@ def ingest_records(integration: Integration, records: list) -> list[dict]:
     return results
 
 
-def _parse_record(raw) -> tuple[str | None, dict | None, dict | None]:
-    """(external_id as sent, the loaded record or None, errors or None)."""
-    external_id = raw.get("external_id") if isinstance(raw, dict) else None
-    if not isinstance(external_id, str) or len(external_id) > 128:
-        external_id = None
-    if not isinstance(raw, dict):
-        return None, None, {"_schema": ["A record must be a JSON object."]}
-    try:
-        return external_id, RecordIn().load(raw), None
-    except ValidationError as exc:
-        return external_id, None, flatten_messages(exc.messages)
-
-
-def _households_by_card(cards: set[str]) -> dict[str, Household]:
-    numbers = {normalise_card(c) for c in cards}
-    if not numbers:
-        return {}
-    found = db.session.scalars(select(Household).where(Household.card_number.in_(numbers))).all()
-    return {h.card_number: h for h in found}
-
-
-def _received_external_ids(integration_id: str, external_ids: set[str]) -> set[str]:
-    if not external_ids:
-        return set()
-    return set(db.session.scalars(
-        select(Action.external_id).where(Action.integration_id == integration_id,
-                                         Action.external_id.in_(external_ids))
-    ))
-
-
-def _rejected(external_id, errors: dict) -> dict:
-    return {"external_id": external_id, "status": "rejected", "errors": errors}
+_rejected = incoming.rejected
 
 
 def _record_one(integration: Integration, household: Household, data: dict, rows: dict) -> dict:
@@ -265,7 +238,7 @@ def _record_one(integration: Integration, household: Household, data: dict, rows
         return _rejected(external_id, exc.extra.get("errors") or {"_schema": [exc.detail]})
     except IntegrityError:
         # Another transaction recorded this external_id first (it waited for that commit).
-        if not _received_external_ids(integration.id, {external_id}):
+        if not incoming.received_external_ids(integration.id, {external_id}):
             raise
         return {"external_id": external_id, "status": "duplicate"}
     return {"external_id": external_id, "status": "created", "action_id": action.id}
@@ -278,7 +251,6 @@ def anomaly_reason(household_id: str, data: dict, rows: dict | None = None) -> s
     the household's last 20 approved quantities of that type and variant (given
     at least 5 of them). `rows` caches factor rows across the records of a batch.
     """
-    quantity = data["quantity"]
     key = (data["action_type"], data["variant"], data["unit"], local_date(data["occurred_at"]))
     rows = {} if rows is None else rows
     if key not in rows:
@@ -286,8 +258,6 @@ def anomaly_reason(household_id: str, data: dict, rows: dict | None = None) -> s
     row = rows[key]
     if row is None:
         return None  # record_action will reject the record and name the field
-    if row.daily_cap is not None and quantity > row.daily_cap:
-        return ANOMALOUS
     variant = data["variant"]
     same_variant = (Action.variant == variant) if variant else or_(Action.variant.is_(None), Action.variant == "")
     history = db.session.scalars(
@@ -297,11 +267,7 @@ def anomaly_reason(household_id: str, data: dict, rows: dict | None = None) -> s
         .order_by(Action.approved_at.desc(), Action.id.desc())
         .limit(ANOMALY_HISTORY)
     ).all()
-    if len(history) >= ANOMALY_MIN_HISTORY and quantity > ANOMALY_FACTOR * statistics.median(
-        Decimal(q) for q in history
-    ):
-        return ANOMALOUS
-    return None
+    return ANOMALOUS if incoming.is_anomalous(data["quantity"], row.daily_cap, history) else None
 
 
 # ---------------------------------------------------------------- CSV imports

@@ -7,9 +7,11 @@ from sqlalchemy import select
 from app.activities.models import Action
 from app.errors import InvalidState, Unauthenticated, ValidationFailed
 from app.extensions import db
+from app.integrations import records
 from app.integrations import service as integrations
 from app.integrations.jobs import run_import
 from app.integrations.models import ImportRowError, Integration, IntegrationImport
+from app.integrations.schemas import RecordIn
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from tests.integrations.conftest import card_of, record
@@ -17,7 +19,7 @@ from tests.integrations.test_routes import HEADER, csv_body, trip
 
 
 def load(raw: dict) -> dict:
-    return integrations.RecordIn().load(raw)
+    return RecordIn().load(raw)
 
 
 # ---------------------------------------------------------------- secrets
@@ -55,20 +57,20 @@ def test_signing_integration_refuses_unknown_inactive_and_oversized_ids(device):
 def test_a_concurrent_insert_of_the_same_external_id_is_reported_as_duplicate(device, resident, monkeypatch):
     # Another transaction recorded "late-1" after this batch looked for received ids.
     integrations.ingest_records(device.integration, [record("late-1", card_of(resident))])
-    real = integrations._received_external_ids
+    real = records.received_external_ids
     calls = []
 
     def missed_first_time(integration_id, external_ids):
         calls.append(set(external_ids))
         return set() if len(calls) == 1 else real(integration_id, external_ids)
 
-    monkeypatch.setattr(integrations, "_received_external_ids", missed_first_time)
+    monkeypatch.setattr(records, "received_external_ids", missed_first_time)
 
     results = integrations.ingest_records(device.integration, [record("late-1", card_of(resident)),
                                                                record("late-2", card_of(resident))])
 
     assert [r["status"] for r in results] == ["duplicate", "created"]
-    assert len(calls) == 2  # the unique constraint fired and the id was then found
+    assert calls[1] == {"late-1"}  # the insert skipped it (unique constraint), and it was then found
     assert db.session.scalars(select(Action.external_id).where(Action.integration_id == device.id)).all() \
         .count("late-1") == 1
     assert ledger.account_of("household", resident.household_id).balance == 400
