@@ -1,51 +1,11 @@
 """The district dashboard's figures, from known actions and redemptions."""
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import date, timedelta
 
-import pytest
-
-from app.activities import service as activities
 from app.district import dashboard
 from app.extensions import db
-from app.localtime import SHANGHAI, today
 from app.rewards import service as rewards
-from tests.rewards.builders import *  # noqa: F401,F403  make_merchant, make_reward, clerk
-
-
-def mid_month(label: str) -> datetime:
-    return datetime(int(label[:4]), int(label[5:]), 15, 10, tzinfo=SHANGHAI)
-
-
-@pytest.fixture
-def record(factor_set, make_staff, community):
-    """Staff record an action on a past day, as they did then (approved at once)."""
-    recorder = make_staff("district_admin")
-
-    def make(person, when, variant="paper", quantity="1", action_type="recycling"):
-        action = activities.record_action(
-            household_id=person.household_id, resident_id=person.id, action_type=action_type, variant=variant,
-            quantity=Decimal(quantity), unit="kg", occurred_at=when, source="staff", actor_id=recorder.id,
-            recorded_at=when + timedelta(hours=2))
-        db.session.commit()
-        assert action.status == "approved"
-        return action
-
-    return make
-
-
-@pytest.fixture
-def district(make_community, make_resident, record):
-    """A: households a1, a2; B: household b1; actions two months and one month before this one."""
-    a, b = make_community("甲社区"), make_community("乙社区")
-    a1, a2, b1 = make_resident(community_id=a.id), make_resident(community_id=a.id), make_resident(community_id=b.id)
-    months = dashboard.month_labels(today(), 6)
-    earlier, last = mid_month(months[3]), mid_month(months[4])
-    record(a1, earlier, "paper", "2")            # 2,000 g, 200 points
-    record(a1, earlier, "pet", "1")              # 1,150 g, 115 points
-    record(b1, earlier, "clothing", "1", "second_hand")  # 3,600 g, 360 points
-    record(a2, last, "paper", "1.5")             # 1,500 g, 150 points
-    record(a1, last, "paper", "1")               # 1,000 g, 100 points
-    return {"a": a, "b": b, "a1": a1, "a2": a2, "b1": b1, "months": months}
+from tests.console.district_data import district, mid_month, record  # noqa: F401  fixtures
+from tests.rewards.builders import *  # noqa: F401,F403  make_merchant, make_reward
 
 
 def test_month_labels_run_back_across_the_new_year():
