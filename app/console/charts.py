@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 720, 320
-LEFT, RIGHT, TOP, BOTTOM = 72, 16, 44, 64
+LEFT, RIGHT, TOP, BOTTOM = 78, 16, 48, 64
 LEGEND_ROW = 18
 PALETTE = ("#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#c62828", "#9e9d24", "#5d4037")
-FONT = "font-family=\"sans-serif\""
+FONT = ("font-family=\"system-ui, 'PingFang SC', 'Microsoft YaHei', 'Noto Sans CJK SC', 'WenQuanYi Micro Hei', "
+        "sans-serif\"")
 
 
 # ---------------------------------------------------------------- measures and numbers
@@ -87,7 +88,7 @@ def _svg(title: str, body: list[str], height: int = HEIGHT) -> Markup:
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {height}" '
         f'width="{WIDTH}" height="{height}" role="img" aria-label="{safe_title}">'
         f"<title>{safe_title}</title>"
-        f'<text class="chart-title" x="{WIDTH // 2}" y="22" text-anchor="middle" font-size="16" '
+        f'<text class="chart-title" x="{WIDTH // 2}" y="22" text-anchor="middle" font-size="18" '
         f'font-weight="bold" {FONT}>{safe_title}</text>'
         + "".join(body) + "</svg>"
     )
@@ -109,8 +110,9 @@ class _Frame:
         self.measure = measure
         self.ticks = nice_ticks(largest, measure.divisor)
         self.top_value = self.ticks[-1]
-        self.bottom = HEIGHT - BOTTOM - legend_rows * LEGEND_ROW
-        self.height = self.bottom - TOP
+        self.top = TOP + legend_rows * LEGEND_ROW + (8 if legend_rows else 0)  # the legend: under the title
+        self.bottom = HEIGHT - BOTTOM
+        self.height = self.bottom - self.top
         self.left, self.right = LEFT, WIDTH - RIGHT
         self.axis_label = axis_label
 
@@ -127,32 +129,42 @@ class _Frame:
             parts.append(f'<line class="grid" x1="{self.left}" x2="{self.right}" y1="{y}" y2="{y}" '
                          f'stroke="#e0e0e0"/>')
             parts.append(f'<text class="tick" x="{self.left - 6}" y="{y}" dy="4" text-anchor="end" '
-                         f'font-size="11" {FONT}>{escape(group_thousands(self.measure.scaled(tick)))}</text>')
-        parts.append(f'<line class="axis" x1="{self.left}" x2="{self.left}" y1="{TOP}" y2="{self.bottom}" '
+                         f'font-size="13" {FONT}>{escape(group_thousands(self.measure.scaled(tick)))}</text>')
+        parts.append(f'<line class="axis" x1="{self.left}" x2="{self.left}" y1="{self.top}" y2="{self.bottom}" '
                      f'stroke="#333"/>')
         parts.append(f'<line class="axis" x1="{self.left}" x2="{self.right}" y1="{self.bottom}" '
                      f'y2="{self.bottom}" stroke="#333"/>')
         label = self.axis_label or self.measure.unit
         if label:
-            parts.append(f'<text class="axis-label" x="14" y="{(TOP + self.bottom) // 2}" text-anchor="middle" '
-                         f'font-size="11" {FONT} transform="rotate(-90 14 {(TOP + self.bottom) // 2})">'
+            parts.append(f'<text class="axis-label" x="14" y="{(self.top + self.bottom) // 2}" text-anchor="middle" '
+                         f'font-size="13" {FONT} transform="rotate(-90 14 {(self.top + self.bottom) // 2})">'
                          f'{escape(label)}</text>')
         return parts
 
-    def category_label(self, x: float, text: str) -> str:
-        return (f'<text class="category" x="{_num(x)}" y="{self.bottom + 16}" text-anchor="middle" '
-                f'font-size="11" {FONT}>{escape(text)}</text>')
+    def category_label(self, x: float, text: str, slot: float) -> str:
+        """A category under its bar; slanted when it is wider than its slot (long community names)."""
+        y = self.bottom + 16
+        if _text_width(text) <= slot:
+            return (f'<text class="category" x="{_num(x)}" y="{y}" text-anchor="middle" '
+                    f'font-size="13" {FONT}>{escape(text)}</text>')
+        return (f'<text class="category" x="{_num(x)}" y="{y}" text-anchor="end" font-size="12" {FONT} '
+                f'transform="rotate(-20 {_num(x)} {y})">{escape(text)}</text>')
 
 
-def _legend(names: list[str], bottom: float) -> list[str]:
-    parts, x, y = [], LEFT, bottom + 34
+def _text_width(text: str) -> int:
+    """Roughly how wide a text of font size 13 is: CJK characters count double."""
+    return 8 * len(text) + 6 * sum(1 for ch in text if ord(ch) > 0x2e80)
+
+
+def _legend(names: list[str]) -> list[str]:
+    parts, x, y = [], LEFT, TOP + 2
     for index, name in enumerate(names):
-        width = 26 + 7 * len(name) + 6 * sum(1 for ch in name if ord(ch) > 0x2e80)
+        width = 28 + _text_width(name)
         if x + width > WIDTH - RIGHT and x > LEFT:
             x, y = LEFT, y + LEGEND_ROW
         colour = PALETTE[index % len(PALETTE)]
         parts.append(f'<g class="legend-item"><rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colour}"/>'
-                     f'<text x="{x + 16}" y="{y}" font-size="11" {FONT}>{escape(name)}</text></g>')
+                     f'<text x="{x + 16}" y="{y}" font-size="13" {FONT}>{escape(name)}</text></g>')
         x += width
     return parts
 
@@ -160,7 +172,7 @@ def _legend(names: list[str], bottom: float) -> list[str]:
 def _legend_rows(names: list[str]) -> int:
     rows, x = 1, LEFT
     for name in names:
-        width = 26 + 7 * len(name) + 6 * sum(1 for ch in name if ord(ch) > 0x2e80)
+        width = 28 + _text_width(name)
         if x + width > WIDTH - RIGHT and x > LEFT:
             rows, x = rows + 1, LEFT
         x += width
@@ -189,8 +201,8 @@ def bar_chart(title: str, items: list[tuple[str, int]], *, measure: Measure | st
                      f'height="{_num(frame.length(value))}" fill="{PALETTE[0]}" data-label="{escape(label)}" '
                      f'data-value="{value}"><title>{escape(label)}: {escape(measure.format(value))}</title></rect>')
         parts.append(f'<text class="value" x="{_num(x + width / 2)}" y="{_num(frame.y(value) - 4)}" '
-                     f'text-anchor="middle" font-size="11" {FONT}>{escape(measure.format(value))}</text>')
-        parts.append(frame.category_label(x + width / 2, label))
+                     f'text-anchor="middle" font-size="13" {FONT}>{escape(measure.format(value))}</text>')
+        parts.append(frame.category_label(x + width / 2, label, slot))
     return _svg(title, parts)
 
 
@@ -230,12 +242,12 @@ def month_bar_chart(title: str, categories: list[str], series: list[tuple[str, l
                     f'<title>{escape(category)} · {escape(name)}: {escape(measure.format(value))}</title></rect>')
             if not stacked and value:
                 parts.append(f'<text class="value" x="{_num(x + width / 2)}" y="{_num(y - 3)}" '
-                             f'text-anchor="middle" font-size="10" {FONT}>{escape(measure.format(value))}</text>')
+                             f'text-anchor="middle" font-size="12" {FONT}>{escape(measure.format(value))}</text>')
         if stacked:
             parts.append(f'<text class="value total" x="{_num(x0 + group / 2)}" y="{_num(frame.y(columns[i]) - 4)}" '
-                         f'text-anchor="middle" font-size="11" {FONT}>{escape(measure.format(columns[i]))}</text>')
-        parts.append(frame.category_label(x0 + group / 2, category))
-    parts += _legend(names, frame.bottom)
+                         f'text-anchor="middle" font-size="13" {FONT}>{escape(measure.format(columns[i]))}</text>')
+        parts.append(frame.category_label(x0 + group / 2, category, slot))
+    parts += _legend(names)
     return _svg(title, parts)
 
 
@@ -252,7 +264,7 @@ def line_chart(title: str, categories: list[str], series: list[tuple[str, list[i
     slot = (frame.right - frame.left) / len(categories)
     xs = [frame.left + slot * i + slot / 2 for i in range(len(categories))]
     for i, category in enumerate(categories):
-        parts.append(frame.category_label(xs[i], category))
+        parts.append(frame.category_label(xs[i], category, slot))
     for s, (name, values) in enumerate(series):
         colour = PALETTE[s % len(PALETTE)]
         points = " ".join(f"{_num(x)},{_num(frame.y(v))}" for x, v in zip(xs, values))
@@ -264,7 +276,7 @@ def line_chart(title: str, categories: list[str], series: list[tuple[str, list[i
                          f'<title>{escape(category)} · {escape(name)}: {escape(measure.format(value))}</title>'
                          f'</circle>')
             parts.append(f'<text class="value" x="{_num(x)}" y="{_num(frame.y(value) - 7)}" text-anchor="middle" '
-                         f'font-size="10" {FONT}>{escape(measure.format(value))}</text>')
+                         f'font-size="12" {FONT}>{escape(measure.format(value))}</text>')
     if len(series) > 1:
-        parts += _legend(names, frame.bottom)
+        parts += _legend(names)
     return _svg(title, parts)
