@@ -3,6 +3,8 @@
 Each form is checked by the API's own schema and handled by the API's own service; the page only
 renders and redirects (303) back to where the result shows.
 """
+from decimal import Decimal
+
 from flask import g, jsonify, render_template, request, send_file, url_for
 from sqlalchemy import select
 
@@ -17,6 +19,7 @@ from ..localtime import today
 from ..paging import decode_cursor, page
 from ..transaction import transactional
 from . import back_to, bp, charts, pages, text
+from .forms import form_payload, load_form
 
 ADMIN = "district_admin"
 BATCHES_PER_PAGE = 50
@@ -27,20 +30,6 @@ pages.add_nav("console.district_exports", "Exports", ADMIN)
 pages.add_nav("console.reduction_batches", "Reduction batches", ADMIN)
 pages.add_nav("console.district_parks", "Parks", ADMIN)
 pages.add_nav("console.district_liability", "Points liability", ADMIN)
-
-
-def form_fields(names, integers=(), lists=()) -> dict:
-    """The named form fields, as the API's JSON would carry them: whole numbers as ints, blanks left out."""
-    data = {}
-    for name in names:
-        if name in lists:
-            data[name] = request.form.getlist(name)
-            continue
-        value = request.form.get(name, "").strip()
-        if value == "":
-            continue
-        data[name] = int(value) if name in integers and value.isdigit() and len(value) < 19 else value
-    return data
 
 
 # ---------------------------------------------------------------- dashboard
@@ -149,7 +138,8 @@ def district_exports():
 @transactional
 def request_export():
     """Queue an export with the API's service; its page shows the progress."""
-    data = load_strict(ExportIn(), form_fields(("period_from", "period_to", "group_by", "format"), lists=("group_by",)))
+    data = load_strict(ExportIn(), form_payload({"period_from": "str", "period_to": "str", "format": "str"},
+                                                lists={"group_by": request.form.getlist("group_by")}))
     export = exports.create_export(g.console_user, data)
     return back_to("console.district_export", export_id=export.id)
 
@@ -207,7 +197,7 @@ def reduction_batches():
 @transactional
 def issue_batch():
     """Issue a community's verified, unbatched grams of a period as one serial range."""
-    data = load_strict(BatchIn(), form_fields(("community_id", "period_from", "period_to")))
+    data = load_form(BatchIn(), {"community_id": "str", "period_from": "str", "period_to": "str"})
     batches.issue_batch(data["community_id"], data["period_from"], data["period_to"], g.console_user.id)
     return back_to("console.reduction_batches")
 
@@ -224,7 +214,7 @@ def district_parks():
 @transactional
 def create_park():
     """Open an industrial park's offset account."""
-    parks.create_park(load_strict(ParkIn(), form_fields(("name",)))["name"])
+    parks.create_park(load_form(ParkIn(), {"name": "text"})["name"])
     return back_to("console.district_parks")
 
 
@@ -236,7 +226,7 @@ def transfer_to_park():
     park_id = request.form.get("park_id", "").strip()
     if not park_id:
         raise validation_error("park_id", "Choose a park.")
-    data = load_strict(TransferIn(), form_fields(("batch_id", "quantity_g"), integers=("quantity_g",)))
+    data = load_form(TransferIn(), {"batch_id": "str", "quantity_g": "int"})
     park = parks.park_for(g.console_user, park_id)
     parks.transfer(park, data["batch_id"], data["quantity_g"], g.console_user.id)
     return back_to("console.park_statement", park_id=park.id)
@@ -246,9 +236,4 @@ def transfer_to_park():
 @bp.app_template_filter("plain_number")
 def plain_number(value) -> str:
     """A Decimal as written, without trailing zeros or an exponent: 1.000000 → 1, 100 → 100, 0.0467 → 0.0467."""
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        text_ = f"{value.normalize():f}"
-        return text_
-    return str(value)
+    return f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)

@@ -5,14 +5,13 @@ API's rule, decides (another park is a 404, as in the API).
 """
 from flask import g, redirect, render_template, url_for
 
-from ..activities.schemas import load_strict
 from ..district import parks
 from ..district.schemas import RetirementIn
 from ..errors import NotFound
 from ..localtime import local_date, today
 from ..transaction import transactional
 from . import back_to, bp, charts, pages
-from .district import form_fields
+from .forms import load_form
 
 PARK_ROLES = ("district_admin", "park_manager")
 
@@ -41,8 +40,8 @@ def park_statement(park_id):
 def retire(park_id):
     """Retire grams from the park's lowest available serials (final), then show the certificate."""
     park = parks.park_for(g.console_user, park_id)
-    data = load_strict(RetirementIn(), form_fields(("quantity_g", "purpose", "beneficiary", "inventory_year"),
-                                                   integers=("quantity_g", "inventory_year")))
+    data = load_form(RetirementIn(), {"quantity_g": "int", "purpose": "text", "beneficiary": "text",
+                                      "inventory_year": "int"})
     retirement = parks.retire(park, data, g.console_user.id)
     return back_to("console.retirement_certificate", park_id=park.id, retirement_id=retirement.id)
 
