@@ -243,7 +243,7 @@ def month_bar_chart(title: str, categories: list[str], series: list[tuple[str, l
             if not stacked and value:
                 parts.append(f'<text class="value" x="{_num(x + width / 2)}" y="{_num(y - 3)}" '
                              f'text-anchor="middle" font-size="12" {FONT}>{escape(measure.format(value))}</text>')
-        if stacked:
+        if stacked and columns[i]:
             parts.append(f'<text class="value total" x="{_num(x0 + group / 2)}" y="{_num(frame.y(columns[i]) - 4)}" '
                          f'text-anchor="middle" font-size="13" {FONT}>{escape(measure.format(columns[i]))}</text>')
         parts.append(frame.category_label(x0 + group / 2, category, slot))

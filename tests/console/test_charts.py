@@ -146,3 +146,11 @@ def test_a_small_value_in_a_chart_of_large_ones_reads_below_one_unit_not_zero():
 ])
 def test_ticks_are_round_numbers_covering_the_largest_value(largest, divisor, ticks):
     assert charts.nice_ticks(largest, divisor) == ticks
+
+
+def test_an_empty_month_has_no_bar_and_no_total_but_keeps_its_label():
+    root = parse(charts.month_bar_chart("t", ["2026-07", "2026-08"], [("a", [0, 5])]))
+
+    assert [b.get("data-label") for b in bars(root)] == ["2026-08"]
+    assert texts(root, "value total") == ["5"]
+    assert texts(root, "category") == ["2026-07", "2026-08"]
