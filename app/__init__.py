@@ -98,6 +98,7 @@ def _register_features(app: Flask) -> None:
         ("merchants", rewards_demo.seed_demo_merchant),
         ("integrations", integrations_demo.seed_demo_integration),
         ("campaigns", campaigns_demo.seed_demo_campaign),
+        ("history", district_demo.seed_demo_history),
         ("district", district_demo.seed_demo_district),
     ])
 

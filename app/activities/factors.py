@@ -86,6 +86,33 @@ def get_factor_set(code: str) -> FactorSet:
     return factor_set
 
 
+COMPARED_FIELDS = ("unit", "kgco2e_per_unit", "points_per_unit", "daily_cap", "monthly_cap", "sources",
+                   "self_approvable", "verifiable", "evidence", "source")
+
+
+def compare_factor_sets(new: FactorSet, old: FactorSet | None) -> dict:
+    """What `new` changes against `old` (usually the set in force): rows added, removed, and changed fields.
+
+    Rows match on (action_type, variant); a change is (field, old value, new value), values as stored
+    (Decimal factors and caps, "|"-joined sources).
+    """
+    before = {(r.action_type, r.variant): r for r in (old.rows if old is not None else [])}
+    after = {(r.action_type, r.variant): r for r in new.rows}
+    changed = []
+    for key, row in after.items():
+        if key in before:
+            fields = [(name, getattr(before[key], name), getattr(row, name)) for name in COMPARED_FIELDS
+                      if getattr(before[key], name) != getattr(row, name)]
+            if fields:
+                changed.append({"old": before[key], "new": row, "changes": fields})
+    return {
+        "added": [row for key, row in after.items() if key not in before],
+        "removed": [row for key, row in before.items() if key not in after],
+        "changed": changed,
+        "unchanged": sum(1 for key in after if key in before) - len(changed),
+    }
+
+
 def create_factor_set(data: dict, actor_id: str | None = None) -> FactorSet:
     """A draft set from validated {code, effective_from, rows}; a draft of that code is replaced.
 

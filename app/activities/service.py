@@ -40,11 +40,10 @@ def _check_quantity(quantity, errors: dict) -> None:
         errors["quantity"] = ["Must match ^[0-9]{1,6}(\\.[0-9]{1,3})?$."]
 
 
-def _check_occurred_at(occurred_at, errors: dict) -> None:
+def _check_occurred_at(occurred_at, errors: dict, now: datetime) -> None:
     if not isinstance(occurred_at, datetime) or occurred_at.tzinfo is None:
         errors["occurred_at"] = ["Must include a UTC offset, e.g. 2026-05-01T08:30:00+08:00."]
         return
-    now = utcnow()
     if occurred_at < now - MAX_AGE:
         errors["occurred_at"] = ["Must be within the last 30 days."]
     elif occurred_at > now + MAX_AHEAD:
@@ -55,13 +54,15 @@ def record_action(*, household_id: str, resident_id: str | None, action_type: st
                   quantity: Decimal, unit: str, occurred_at: datetime, source: str,
                   actor_id: str | None, evidence: str | None = None, note: str | None = None,
                   integration_id: str | None = None, external_id: str | None = None,
-                  review_reason: str | None = None) -> Action:
+                  review_reason: str | None = None, recorded_at: datetime | None = None) -> Action:
     """Validate against the factor row in force on occurred_at, store, and approve when the rules say so.
 
     source: "self_reported" | "staff" | "device" | "import". Raises ValidationFailed naming fields
     (action_type, variant, unit, quantity, occurred_at). device/import records are approved on arrival
     unless review_reason is given (anomaly, decided by the caller) or the quantity exceeds what the daily
-    or monthly cap still allows (then pending with review_reason "exceeds_cap"). Does not commit.
+    or monthly cap still allows (then pending with review_reason "exceeds_cap"). recorded_at is the
+    moment of recording (default: the server clock), which occurred_at must lie within 30 days before;
+    only the demo's history passes one, to record past months as they were recorded then. Does not commit.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown action source {source!r}")
@@ -74,7 +75,8 @@ def record_action(*, household_id: str, resident_id: str | None, action_type: st
         if member is None or member.household_id != household_id:
             errors["resident_id"] = ["Not a member of this household."]
     _check_quantity(quantity, errors)
-    _check_occurred_at(occurred_at, errors)
+    recorded_at = recorded_at or utcnow()
+    _check_occurred_at(occurred_at, errors, recorded_at)
     for field, value, limit in (("action_type", action_type, 40), ("variant", variant, 40), ("unit", unit, 12),
                                 ("evidence", evidence, 500), ("note", note, 500),
                                 ("external_id", external_id, 128), ("integration_id", integration_id, 32),
@@ -96,7 +98,7 @@ def record_action(*, household_id: str, resident_id: str | None, action_type: st
         occurred_at=occurred_at, source=source, status="pending", evidence=evidence, note=note,
         factor_id=row.id, factor=row, recorded_by=actor_id, integration_id=integration_id,
         external_id=external_id, appeal=False, reduction_g=0, verified=False, base_points=0,
-        campaign_points=0, points=0, created_at=utcnow(),
+        campaign_points=0, points=0, created_at=recorded_at,
     )
     if source in ("self_reported", "staff") and external_id is None:
         # Decided on arrival and nothing to deduplicate: valued first, then written once, as it ends.

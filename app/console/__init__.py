@@ -26,6 +26,7 @@ PUBLIC = {"console.login", "console.login_submit", "console.static"}
 def init_app(app) -> None:
     """Register the console on `app` (create_app calls this)."""
     from . import views, staff  # noqa: F401  the pages register their routes and nav entries (in this order)
+    from . import district, parks  # noqa: F401  (after views: "Home" comes first in the navigation)
 
     app.config.setdefault("CONSOLE_SESSION_SECONDS", session.MAX_AGE_SECONDS)
     # Outside development and demo the cookie only travels over HTTPS (env CONSOLE_COOKIE_SECURE overrides).

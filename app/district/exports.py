@@ -76,6 +76,11 @@ def get_export(export_id: str) -> Export:
     return export
 
 
+def recent(limit: int = 20) -> list[Export]:
+    """The latest exports of the district, newest first."""
+    return db.session.scalars(select(Export).order_by(Export.created_at.desc(), Export.id.desc()).limit(limit)).all()
+
+
 def status_of(export: Export) -> str:
     if export.status in ("done", "expired"):
         return export.status
