@@ -135,10 +135,11 @@ def _validate(integration, parsed, households) -> list:
                   for i, (_, data, errors) in enumerate(parsed) if data and not errors]
     candidates = [(i, data, household) for i, data, household in candidates if household is not None]
     rows = _FactorRows({local_date(data["occurred_at"]) for _, data, _ in candidates})
+    now = utcnow()  # the batch's moment, as record_action's recorded_at
     for index, data, household in candidates:
         errors: dict[str, list[str]] = {}
         activities._check_quantity(data["quantity"], errors)
-        activities._check_occurred_at(data["occurred_at"], errors)
+        activities._check_occurred_at(data["occurred_at"], errors, now)
         if len(data["unit"]) > UNIT_MAX:
             checked[index] = _errors_of_record_action(integration, household, data)
             continue
