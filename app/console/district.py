@@ -125,12 +125,9 @@ def publish_factor_set(code):
 @pages.allow(ADMIN)
 def district_exports():
     """The export form and the latest exports with their status."""
-    start = today().replace(day=1)
     return render_template("console/district/exports.html", recent=[exports.export_view(e) for e in exports.recent()],
                            group_keys=exports.GROUP_KEYS, formats=exports.FORMATS,
-                           period_from=start.replace(year=start.year - 1 if start.month <= 6 else start.year,
-                                                     month=(start.month - 6) % 12 or 12),
-                           period_to=today())
+                           period_from=f"{dashboard.month_labels(today(), dashboard.MONTHS)[0]}-01", period_to=today())
 
 
 @bp.post("/district/exports")

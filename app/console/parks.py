@@ -3,11 +3,11 @@
 A park manager sees only their own park and a district admin any park: `parks.park_for`, the
 API's rule, decides (another park is a 404, as in the API).
 """
-from flask import g, redirect, render_template, url_for
+from flask import g, redirect, render_template, request, url_for
 
 from ..district import parks
-from ..district.schemas import RetirementIn
-from ..errors import NotFound
+from ..district.schemas import InventoryIn, RetirementIn
+from ..errors import NotFound, validation_error
 from ..localtime import local_date, today
 from ..transaction import transactional
 from . import back_to, bp, charts, pages
@@ -56,3 +56,17 @@ def retirement_certificate(park_id, retirement_id):
         raise NotFound("No such retirement")
     return render_template("console/park/certificate.html", statement=statement, retirement=retirement,
                            retired_on=local_date(retirement["created_at"]), format_grams=charts.format_grams)
+
+
+@bp.post("/parks/<park_id>/inventory")
+@pages.allow(*PARK_ROLES)
+@transactional
+def set_inventory(park_id):
+    """Record the park's gross emissions of a year (replacing an earlier figure); the statement shows net."""
+    park = parks.park_for(g.console_user, park_id)
+    year = request.form.get("year", "").strip()
+    if not (year.isdigit() and 2000 <= int(year) <= 2999):  # the API's rule for the year in its path
+        raise validation_error("year", "Must be between 2000 and 2999.")
+    data = load_form(InventoryIn(), {"emissions_g": "int"})
+    parks.set_inventory(park, int(year), data["emissions_g"], g.console_user.id)
+    return back_to("console.park_statement", park_id=park.id)

@@ -97,3 +97,20 @@ def test_a_park_manager_cannot_see_another_parks_statement_or_certificate(manage
 def test_a_park_manager_cannot_open_the_district_pages(manager_console):
     assert manager_console.get("/console/district/dashboard").status_code == 403
     assert manager_console.get("/console/district/batches").status_code == 403
+
+
+def test_a_park_manager_records_a_years_emissions_and_the_statement_shows_gross_offset_and_net(manager_console,
+                                                                                              stocked_park):
+    park, _ = stocked_park
+    year = today().year
+
+    reply = post_form(manager_console, f"/console/parks/{park.id}/inventory",
+                      {"year": str(year), "emissions_g": "5000"}, page=f"/console/parks/{park.id}/statement")
+    bad = post_form(manager_console, f"/console/parks/{park.id}/inventory",
+                    {"year": "1999", "emissions_g": "5000"}, page=f"/console/parks/{park.id}/statement")
+
+    assert reply.status_code == 303 and bad.status_code == 422
+    html = text_of(manager_console.get(f"/console/parks/{park.id}/statement"))
+    row = re.search(rf'<tr data-year="{year}">(.*?)</tr>', html, re.S).group(1)
+    assert re.findall(r'<td class="num[^"]*">([^<]+)</td>', row) == ["5,000 g CO₂e", "1,000 g CO₂e", "4,000 g CO₂e"]
+    assert [i["net_g"] for i in parks.inventory_view(park)] == [4_000]
