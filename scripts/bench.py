@@ -55,7 +55,7 @@ def server_env():
     return {
         "DATABASE_URL": DB, "RATELIMIT_ENABLED": "false", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "REDEMPTION_CODE_TTL_SECONDS": "3600", "REDEMPTION_CODES_LIVE_MAX": "100", "LOG_LEVEL": "WARNING",
-        "REDIS_URL": "",
+        "REDIS_URL": "", "JWT_ACCESS_TTL_SECONDS": "86400",  # a slow setup on a busy machine must not outlive its tokens
         "BENCH_BARE_DSN": DB, "APP_ENV": "development",  # a throwaway database: built-in secrets will do
     }
 

@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -43,25 +44,35 @@ def gunicorn(app):
     env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], APP_ENV="test",
                PASSWORD_HASH_METHOD="pbkdf2:sha256:1000",
                RATELIMIT_KEY_PREFIX=app.config["RATELIMIT_KEY_PREFIX"])
+    # Its log goes to a file: a pipe nobody reads fills up and stalls gunicorn.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
-         "app:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "app:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded 2-core machine can take a while to boot the workers
         while True:
             try:
                 urllib.request.urlopen(f"{base}/openapi.json", timeout=2).close()
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not start: {process.stderr.read().decode()[-2000:]}")
+                    process.kill()
+                    process.wait(timeout=20)
+                    log.seek(0)
+                    raise RuntimeError(f"gunicorn did not start: {log.read().decode(errors='replace')[-2000:]}")
                 time.sleep(0.2)
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+        log.close()
 
 
 @pytest.mark.committing
