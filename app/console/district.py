@@ -5,13 +5,14 @@ renders and redirects (303) back to where the result shows.
 """
 from decimal import Decimal
 
-from flask import g, jsonify, render_template, request, send_file, url_for
+from flask import g, jsonify, render_template, request, url_for
 from sqlalchemy import select
 
 from ..accounts.models import Community
 from ..activities import factors
 from ..activities.schemas import load_strict
 from ..district import batches, dashboard, exports, parks
+from ..district.routes import export_file
 from ..district.schemas import BatchIn, ExportIn, ParkIn, TransferIn
 from ..errors import validation_error
 from ..extensions import db
@@ -164,12 +165,7 @@ def district_export_status(export_id):
 @pages.allow(ADMIN)
 def download_district_export(export_id):
     """The export's file, as the API serves it."""
-    path, mimetype, name = exports.download(exports.get_export(export_id))
-    response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=name, conditional=False,
-                         etag=False, max_age=0)
-    if mimetype in ("text/csv", "application/json"):
-        response.mimetype_params["charset"] = "utf-8"
-    return response
+    return export_file(export_id)
 
 
 # ---------------------------------------------------------------- reduction batches and parks

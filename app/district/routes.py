@@ -50,6 +50,11 @@ def get_export(export_id):
 @bp.alt_response(410, description="export_expired: removed after 30 days")
 def download_export(export_id):
     """The export's file"""
+    return export_file(export_id)
+
+
+def export_file(export_id: str):
+    """The response carrying an export's file, byte for byte (the API's and the console's download)."""
     path, mimetype, name = exports.download(exports.get_export(export_id))
     response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=name, conditional=False,
                          etag=False, max_age=0)

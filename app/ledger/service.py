@@ -286,13 +286,7 @@ def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry:
 def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, **fields) -> LedgerEntry:
     """Append one entry to an account's chain and move its cached balance, guarded (one side at a time;
     `transfer` writes both sides together)."""
-    assert account.id in db.session.info.get(LOCKED, ()), f"ledger account {account.id} written without its lock"
-    entry = LedgerEntry(
-        id=new_id(), transfer_id=transfer_id, account_id=account.id, seq=account.seq + 1,
-        amount=amount, balance_after=account.balance + amount, created_at=now,
-        prev_hash=account.head_hash, **fields,
-    )
-    entry.hash = entry_hash(account.head_hash, entry)
+    entry = _next_entry(account, amount, transfer_id, now, fields)
     guard = [LedgerAccount.id == account.id, LedgerAccount.seq == account.seq]
     if account.kind not in SYSTEM_KINDS and amount < 0:
         guard.append(LedgerAccount.balance >= -amount)
