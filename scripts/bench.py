@@ -226,7 +226,7 @@ def load(port, requests, clients):
 WRK_SCRIPT = """
 local items = {}
 local counter = 0
-local tid = 0
+tid = 0  -- a global: thread:set() gives each thread its own (a local would shadow it)
 local nthreads = %(threads)d
 setup = function(thread) thread:set("tid", tid); tid = tid + 1 end
 init = function(args)
@@ -242,6 +242,9 @@ request = function()
   counter = counter + 1
   local item = items[i]
   return wrk.format(item[1], item[2], item[3], item[4])
+end
+response = function(status, headers, body)
+  if status >= 300 then io.stderr:write(status .. "\\t" .. string.sub(body or "", 1, 200):gsub("[\\r\\n]", " ") .. "\\n") end
 end
 """
 
@@ -270,9 +273,17 @@ def run_wrk(port, items, clients, seconds, workdir, label):
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    failures, samples = {}, {}
+    for failed in done.stderr.splitlines():  # the script's response hook: status, then the start of the body
+        status, _, body = failed.partition("\t")
+        if not status.isdigit():  # the script itself failed: wrk would have sent its default request
+            raise RuntimeError(f"wrk script failed: {failed}")
+        failures[int(status)] = failures.get(int(status), 0) + 1
+        samples.setdefault(int(status), body)
+    for status, body in samples.items():
+        print(f"  {label}: {failures[status]} x {status}, e.g. {body}", file=sys.stderr)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50_ms": ms("50"),
-            "p99_ms": ms("99"), "failures": {"non-2xx": int(non2xx.group(1))} if non2xx else {},
+            "p99_ms": ms("99"), "failures": failures,
             "n": int(re.search(r"(\d+) requests in", out).group(1))}
 
 
