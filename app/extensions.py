@@ -67,7 +67,6 @@ api = ProblemApi()
 limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
 
 
-
 @event.listens_for(Pool, "checkout")
 def _refuse_closed_connection(dbapi_connection, connection_record, connection_proxy):
     """Hand out no pooled PostgreSQL connection that the server has already closed, at no round trip.

@@ -62,6 +62,11 @@ def park():
 
 # ---------------------------------------------------------------- a real browser against a real server
 
+try:
+    from selenium.webdriver.common.by import By
+except ImportError:  # the `browser` fixture says what is missing (and fails under CI=true)
+    By = None
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
@@ -151,8 +156,6 @@ def wait(page, condition, seconds: int = WAIT_SECONDS):
 
 def login(page, phone, password=PASSWORD):
     """Log in through the console's form and WAIT until the browser has left /console/login."""
-    from selenium.webdriver.common.by import By
-
     db.session.commit()  # the server's connections must not wait behind a transaction of the test's
     page.get(f"{page.base_url}/console/login")
     page.find_element(By.ID, "phone").send_keys(phone)

@@ -52,3 +52,16 @@ def district(make_community, make_resident, record):
     record(a2, last, "paper", "1.5")                     # 1,500 g, 150 points
     record(a1, last, "paper", "1")                       # 1,000 g, 100 points
     return {"a": a, "b": b, "a1": a1, "a2": a2, "b1": b1, "months": months}
+
+
+@pytest.fixture
+def redeemed_in_a(district, make_merchant, make_reward, make_staff):
+    """100 points of household a1 redeemed at a merchant of community a (甲社区)."""
+    from app.rewards import service as rewards
+
+    merchant = make_merchant(community_id=district["a"].id)
+    clerk = make_staff("merchant_staff", merchant_id=merchant.id)
+    reward = make_reward(of=merchant, points_cost=100)
+    _, digits = rewards.create_code(district["a1"].user, reward.id, 1)
+    rewards.redeem_code(digits, merchant.id, clerk.id)
+    db.session.commit()

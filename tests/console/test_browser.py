@@ -4,21 +4,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import ON_CI
-
-try:
-    from selenium.webdriver.common.by import By
-except ImportError:  # a dev install has it (pyproject dev extras); CI must never skip these tests
-    if ON_CI:
-        raise
-    pytest.skip("selenium is not installed (pip install -e '.[dev]')", allow_module_level=True)
-
 from app.campaigns.models import Campaign
 from app.columns import utcnow
 from app.extensions import db
 from app.localtime import SHANGHAI
 from tests.activities.conftest import action_body
-from tests.console.conftest import login, wait
+from tests.console.conftest import By, login, wait
 
 pytestmark = pytest.mark.committing
 API = "/api/v1"

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 from app.district import dashboard
 from app.extensions import db
 from app.rewards import service as rewards
-from tests.console.district_data import district, mid_month, record  # noqa: F401  fixtures
+from tests.console.district_data import district, mid_month, record, redeemed_in_a  # noqa: F401  fixtures
 from tests.rewards.builders import *  # noqa: F401,F403  make_merchant, make_reward
 
 
@@ -46,14 +46,7 @@ def test_months_before_the_window_are_left_out(district, record):
     assert figures["reduction_g"] == [6_750, 2_500, 0]
 
 
-def test_points_outstanding_and_redeemed_by_community(district, make_merchant, make_reward, make_staff):
-    merchant = make_merchant(community_id=district["a"].id)
-    clerk = make_staff("merchant_staff", merchant_id=merchant.id)
-    reward = make_reward(of=merchant, points_cost=100)
-    _, digits = rewards.create_code(district["a1"].user, reward.id, 1)
-    rewards.redeem_code(digits, merchant.id, clerk.id)
-    db.session.commit()
-
+def test_points_outstanding_and_redeemed_by_community(district, redeemed_in_a):
     points = dashboard.points_by_community()
 
     by_name = {c["name"]: (c["outstanding_points"], c["redeemed_points"]) for c in points["communities"]}

@@ -6,17 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ON_CI
-
-try:
-    from selenium.webdriver.common.by import By
-except ImportError:  # a dev install has it (pyproject dev extras); CI must never skip these tests
-    if ON_CI:
-        raise
-    pytest.skip("selenium is not installed (pip install -e '.[dev]')", allow_module_level=True)
-
 from app.localtime import today
-from tests.console.conftest import login, wait
+from tests.console.conftest import By, login, wait
 from tests.console.district_data import district, last_months, mid_month, record  # noqa: F401  fixtures
 
 pytestmark = pytest.mark.committing

@@ -13,7 +13,7 @@ from app.district.models import Export, ReductionBatch
 from app.extensions import db
 from app.localtime import today
 from tests.console.conftest import console_login, cookie_session_for, csrf_of, post_form, text_of
-from tests.console.district_data import district, last_months, mid_month, record  # noqa: F401  fixtures
+from tests.console.district_data import district, last_months, mid_month, record, redeemed_in_a  # noqa: F401,E501
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -73,17 +73,7 @@ def test_the_dashboard_of_an_empty_district_says_there_is_no_data(admin_console)
 
 
 def test_the_liability_page_lists_outstanding_and_redeemed_points_by_community(admin_console, district,
-                                                                                make_merchant, make_reward,
-                                                                                make_staff):
-    from app.rewards import service as rewards
-
-    merchant = make_merchant(community_id=district["a"].id)
-    clerk = make_staff("merchant_staff", merchant_id=merchant.id)
-    reward = make_reward(of=merchant, points_cost=100)
-    _, digits = rewards.create_code(district["a1"].user, reward.id, 1)
-    rewards.redeem_code(digits, merchant.id, clerk.id)
-    db.session.commit()
-
+                                                                                redeemed_in_a):
     html = text_of(admin_console.get("/console/district/liability"))
 
     rows = {name: (outstanding, redeemed) for name, outstanding, redeemed in re.findall(
