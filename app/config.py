@@ -76,6 +76,8 @@ def load_config() -> dict:
         "JWT_REFRESH_TTL": timedelta(seconds=_int("JWT_REFRESH_TTL_SECONDS", 30 * 24 * 3600)),
         # Who is behind a login, kept per process; another worker's revocation takes effect within it. 0: off.
         "AUTH_CACHE_SECONDS": _int("AUTH_CACHE_SECONDS", 5),
+        # Which factor set is in force on a day, kept per process; another worker's publication counts within it.
+        "FACTOR_SET_CACHE_SECONDS": _int("FACTOR_SET_CACHE_SECONDS", 5),
         "SQLALCHEMY_DATABASE_URI": database_url,
         # No pool_pre_ping (a round trip per request): app/extensions.py drops a pooled connection the server
         # has closed without asking it, and connections are renewed before any idle timeout could end them.

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app import create_app
+from app.activities.factors import forget_sets_in_force
 from app.auth import login_cache
 from app.extensions import db, limiter
 
@@ -107,6 +108,7 @@ def _isolated(request, app):
     """Each test in a transaction rolled back at the end; app commits become savepoints."""
     limiter.reset()
     login_cache.clear()  # no test sees a login another test left in this process's cache
+    forget_sets_in_force()  # nor a set in force that another test published and rolled back
     ctx = app.app_context()
     ctx.push()
     if request.node.get_closest_marker("committing"):

@@ -4,22 +4,26 @@ A published set is immutable; an action is valued with the set in force on the
 Asia/Shanghai date of its occurred_at. Nothing here commits.
 
 Because a published set never changes, each process keeps the rows of the sets it
-has used, by set id (`_published_rows`). Which set is in force is still asked of
-the database every time — one indexed query of one id — so a set that another
-worker has just published is in force here from its commit on, with no delay and
-no cross-process signal.
+has used, by set id (`_published_rows`). Which set is in force on a day is kept for
+FACTOR_SET_CACHE_SECONDS (`in_force_key`): a publication takes effect at once in the
+process that made it (from its commit) and within that many seconds in the others
+(the other gunicorn workers, RQ workers). Publications are normally made ahead of
+their effective_from; only one in force from today or earlier meets that bound.
+0 asks the database every time.
 """
 import csv
 import io
 import threading
+import time
 from datetime import date, datetime
 from importlib import resources
 from typing import NamedTuple
 
+from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, event, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -277,6 +281,7 @@ def publish_factor_set(code: str, actor_id: str | None = None) -> FactorSet:
             factor_set.published_from = factor_set.effective_from
     except IntegrityError:
         raise EffectiveDateTaken(f"Another factor set was just published for {factor_set.effective_from}") from None
+    db.session.info[_PUBLISHING] = True  # this transaction reads no kept set in force, and drops them on commit
     return factor_set
 
 
@@ -322,10 +327,52 @@ _published: dict[tuple, _Published] = {}
 _published_lock = threading.Lock()
 
 
+_PUBLISHING = "factor_set_published"
+_KEEP_DAYS = 64
+# day → (monotonic deadline, (set id, published_at) or None): which set is in force on a day, kept briefly.
+_kept_in_force: dict[date, tuple[float, tuple | None]] = {}
+_clock = time.monotonic
+
+
 def in_force_key(on: date) -> tuple | None:
-    """(id, published_at) of the published set in force on `on`: one indexed query of one row."""
+    """(id, published_at) of the published set in force on `on`; asked of the database (one indexed
+    query of one row) at most once per FACTOR_SET_CACHE_SECONDS per day and process.
+
+    A transaction that has published a set asks every time and keeps nothing (what it sees is not
+    yet committed); its commit drops what this process kept.
+    """
+    seconds = current_app.config.get("FACTOR_SET_CACHE_SECONDS", 0)
+    keep = seconds > 0 and not db.session.info.get(_PUBLISHING)
+    if keep:
+        kept = _kept_in_force.get(on)
+        if kept is not None and kept[0] > _clock():
+            return kept[1]
     found = db.session.execute(_IN_FORCE_KEY, {"on": on}).first()
-    return tuple(found) if found is not None else None
+    key = tuple(found) if found is not None else None
+    if keep:
+        with _published_lock:
+            if len(_kept_in_force) >= _KEEP_DAYS:
+                _kept_in_force.clear()
+            _kept_in_force[on] = (_clock() + seconds, key)
+    return key
+
+
+def forget_sets_in_force() -> None:
+    """Ask the database again which set is in force (after a publication, and between tests)."""
+    with _published_lock:
+        _kept_in_force.clear()
+
+
+@event.listens_for(Session, "after_commit")
+def _published_now_in_force(session):
+    if session.info.pop(_PUBLISHING, None):
+        forget_sets_in_force()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _publication_undone(session, previous_transaction):
+    if previous_transaction.parent is None and session.info.pop(_PUBLISHING, None):
+        forget_sets_in_force()
 
 
 def _published_rows(key: tuple | None) -> _Published | None:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
-from ..dialect import dialect_insert
+from ..dialect import dialect_insert_for
 from ..extensions import db
 from ..localtime import local_date
 from .models import DailyRollup, HouseholdMonth
@@ -94,15 +94,26 @@ def _deltas(notes):
     return days, months
 
 
+_UPSERTS: dict[tuple, object] = {}
+
+
 def _upsert(session, model, keys, sums, rows) -> None:
+    """Add `rows` into the table, one upsert per row run as one executemany, in the order given.
+
+    The statement names one row, so SQLAlchemy compiles it once per process (a multi-row VALUES
+    would be compiled again on every commit).
+    """
     if not rows:
         return
-    statement = dialect_insert(model).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: getattr(model, name) + getattr(statement.excluded, name) for name in sums},
-    )
-    session.execute(statement)
+    dialect = session.get_bind().dialect.name
+    statement = _UPSERTS.get((dialect, model))
+    if statement is None:
+        insert = dialect_insert_for(dialect, model.__table__)
+        statement = _UPSERTS[(dialect, model)] = insert.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: model.__table__.c[name] + insert.excluded[name] for name in sums},
+        )
+    session.execute(statement, rows if len(rows) > 1 else rows[0])
 
 
 # ---------------------------------------------------------------- rebuild

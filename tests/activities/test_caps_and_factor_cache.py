@@ -103,21 +103,69 @@ def test_a_reversal_gives_the_cap_back(factor_set, resident, record, staff):
 # ---------------------------------------------------------------- factor rows kept per process
 
 
-def test_a_set_published_by_another_worker_is_in_force_for_the_very_next_action(make_factor_set, resident,
-                                                                                 record):
+def _published_elsewhere(code: str) -> None:
+    """Another process publishes `code`: nothing in this process hears of it."""
+    db.session.execute(update(FactorSet).where(FactorSet.code == code).values(
+        status="published", published_at=utcnow(), published_from=FactorSet.effective_from))
+    db.session.commit()
+
+
+def test_a_set_published_by_another_worker_is_in_force_here_within_the_cache_bound(
+        make_factor_set, resident, record, app, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(factors, "_clock", lambda: now[0])
+    monkeypatch.setitem(app.config, "FACTOR_SET_CACHE_SECONDS", 5)
     old = make_factor_set("T-OLD", today_local() - timedelta(days=40), [row(points_per_unit="10")])
     make_factor_set("T-NEW", today_local() - timedelta(days=3), [row(points_per_unit="20")], publish=False)
     before = record(resident, action_type="tree_care", variant="watering", quantity="1", unit="kg", source="staff")
-    # Another process publishes T-NEW: nothing in this process hears of it.
-    db.session.execute(update(FactorSet).where(FactorSet.code == "T-NEW").values(
-        status="published", published_at=utcnow(), published_from=FactorSet.effective_from))
+    _published_elsewhere("T-NEW")
+
+    now[0] += 4.9
+    within = record(resident, action_type="tree_care", variant="watering", quantity="1", unit="kg", source="staff")
+    now[0] += 0.2
+    after = record(resident, action_type="tree_care", variant="watering", quantity="1", unit="kg", source="staff")
+
+    assert before.factor.factor_set_id == old.id and before.base_points == 10
+    assert within.factor.factor_set_id == old.id and within.base_points == 10
+    assert after.factor.factor_set.code == "T-NEW" and after.base_points == 20
+    assert '"factor_set": "T-NEW"' in after.receipt
+
+
+def test_without_the_cache_a_set_published_elsewhere_is_in_force_for_the_very_next_action(
+        make_factor_set, resident, record, app, monkeypatch):
+    monkeypatch.setitem(app.config, "FACTOR_SET_CACHE_SECONDS", 0)
+    make_factor_set("T-OLD", today_local() - timedelta(days=40), [row(points_per_unit="10")])
+    make_factor_set("T-NEW", today_local() - timedelta(days=3), [row(points_per_unit="20")], publish=False)
+    before = record(resident, action_type="tree_care", variant="watering", quantity="1", unit="kg", source="staff")
+    _published_elsewhere("T-NEW")
+
+    after = record(resident, action_type="tree_care", variant="watering", quantity="1", unit="kg", source="staff")
+
+    assert (before.base_points, after.base_points) == (10, 20)
+
+
+def test_a_set_published_in_this_process_is_in_force_from_its_commit(make_factor_set, resident, record):
+    make_factor_set("T-OLD", today_local() - timedelta(days=40), [row(points_per_unit="10")])
+    make_factor_set("T-NEW", today_local() - timedelta(days=3), [row(points_per_unit="20")], publish=False)
+    before = record(resident, action_type="tree_care", variant="watering", quantity="1", unit="kg", source="staff")
+    factors.publish_factor_set("T-NEW")
     db.session.commit()
 
     after = record(resident, action_type="tree_care", variant="watering", quantity="1", unit="kg", source="staff")
 
-    assert before.factor.factor_set_id == old.id and before.base_points == 10
-    assert after.factor.factor_set.code == "T-NEW" and after.base_points == 20
-    assert '"factor_set": "T-NEW"' in after.receipt
+    assert (before.base_points, after.base_points) == (10, 20)
+
+
+def test_a_publication_rolled_back_leaves_the_old_set_in_force(make_factor_set, resident, record):
+    make_factor_set("T-OLD", today_local() - timedelta(days=40), [row(points_per_unit="10")])
+    make_factor_set("T-NEW", today_local() - timedelta(days=3), [row(points_per_unit="20")], publish=False)
+    factors.publish_factor_set("T-NEW")
+    assert factors.resolve_factor("tree_care", "watering", "kg", ago(hours=1), "staff", {}).points_per_unit == 20
+    db.session.rollback()
+
+    after = record(resident, action_type="tree_care", variant="watering", quantity="1", unit="kg", source="staff")
+
+    assert (after.factor.factor_set.code, after.base_points) == ("T-OLD", 10)
 
 
 def test_an_action_dated_before_the_new_set_keeps_the_old_one(make_factor_set, resident, record):
@@ -146,10 +194,9 @@ def test_a_publication_rolled_back_and_redone_with_other_rows_is_not_confused_wi
     assert action.base_points == 30
 
 
-def test_resolving_a_row_costs_one_query_once_the_set_is_known(factor_set, resident, record):
+def _queries_resolving_walking():
     from sqlalchemy import event
 
-    _walk(record, resident, "0.1")  # the set's rows are read once by this process
     seen = []
     listener = lambda *args: seen.append(args[2])  # noqa: E731
     event.listen(db.engine, "before_cursor_execute", listener)
@@ -157,9 +204,23 @@ def test_resolving_a_row_costs_one_query_once_the_set_is_known(factor_set, resid
         found = factors.resolve_factor("walking", None, "km", ago(hours=1), "resident", {})
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
-
-    queries = [statement for statement in seen if not statement.startswith("SAVEPOINT")]  # the test's own
     assert found.factor_set.code == "SJ-2026.1" and found.daily_cap == Decimal("10")
+    return [statement for statement in seen if not statement.startswith("SAVEPOINT")]  # the test's own
+
+
+def test_resolving_a_row_costs_no_query_once_the_set_in_force_is_known(factor_set, resident, record):
+    _walk(record, resident, "0.1")  # the set's rows and the set in force today are read once by this process
+
+    assert _queries_resolving_walking() == []
+
+
+def test_without_the_cache_resolving_a_row_costs_one_query_of_one_id(factor_set, resident, record, app,
+                                                                     monkeypatch):
+    monkeypatch.setitem(app.config, "FACTOR_SET_CACHE_SECONDS", 0)
+    _walk(record, resident, "0.1")
+
+    queries = _queries_resolving_walking()
+
     assert len(queries) == 1 and "factor_rows" not in queries[0], queries
 
 

@@ -199,8 +199,9 @@ def test_allowances_list_every_row_in_force_with_what_is_left(client, factor_set
 
 
 def test_allowances_shrink_as_approved_actions_use_the_caps(client, factor_set, resident, staff):
-    walk = post_action(client, resident, action_type="walking", variant=None, unit="km", quantity="3.5")
-    paper = post_action(client, resident, quantity="20")
+    now = ago(seconds=1).isoformat()  # today's caps: an hour ago is yesterday from 00:00 to 01:00 in Shanghai
+    walk = post_action(client, resident, action_type="walking", variant=None, unit="km", quantity="3.5", occurred_at=now)
+    paper = post_action(client, resident, quantity="20", occurred_at=now)
     client.post(f"{API}/review/actions/{paper['id']}/approve", headers=staff.headers)
 
     body = allowances(client, resident)
@@ -213,7 +214,8 @@ def test_allowances_shrink_as_approved_actions_use_the_caps(client, factor_set, 
 
 
 def test_a_cap_used_up_reads_zero_not_negative(client, factor_set, resident):
-    post_action(client, resident, action_type="walking", variant=None, unit="km", quantity="12")
+    post_action(client, resident, action_type="walking", variant=None, unit="km", quantity="12",
+                occurred_at=ago(seconds=1).isoformat())
 
     walking = item_of(allowances(client, resident), "walking")
 

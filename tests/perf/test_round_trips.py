@@ -57,10 +57,10 @@ def test_self_approved_credit(client, factor_set, resident):
     reply, seen = _count(client, "POST", f"{API}/actions", json=walk, headers=resident.headers)
 
     assert reply.get_json()["points"] > 0
-    # the set in force; wallet + issuance shard locked; cap usage added (one upsert); the approved
-    # action; both balances; both entries; the point lot; active campaigns; two rollup upserts. The
-    # caller comes from the login cache (app/auth.py).
-    assert len(seen) == 10, str(seen)
+    # wallet + issuance shard locked; cap usage added (one upsert); the approved action; both
+    # balances; both entries; the point lot; active campaigns; two rollup upserts. The caller comes
+    # from the login cache (app/auth.py), the set in force from the process's (app/activities/factors.py).
+    assert len(seen) == 9, str(seen)
 
 
 def test_pending_report(client, factor_set, resident):
@@ -70,8 +70,8 @@ def test_pending_report(client, factor_set, resident):
     reply, seen = _count(client, "POST", f"{API}/actions", json=report, headers=resident.headers)
 
     assert reply.get_json()["status"] == "pending"
-    # the set in force; the action (the caller: the login cache).
-    assert len(seen) == 2, str(seen)
+    # the action (the caller: the login cache; the set in force: the process knows it).
+    assert len(seen) == 1, str(seen)
 
 
 def test_redemption(client, resident, clerk, reward, fund, get_code):
