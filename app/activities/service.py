@@ -106,7 +106,7 @@ def record_action(*, household_id: str, resident_id: str | None, action_type: st
             review.approve(action, approver_id=actor_id, third_party=True, row=row)
         elif row.self_approvable:
             review.approve(action, approver_id=None, third_party=False, row=row)
-        db.session.add(action)
+        review.write_new(action)  # pending: written now; approved: written by the approval
     else:
         db.session.add(action)
         db.session.flush()  # a repeated (integration_id, external_id) fails here, before any points move
