@@ -46,6 +46,7 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--path", choices=["wallet", "report", "credit", "redeem", "ingest"], default="wallet")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--echo", action="store_true", help="print the statements of one warm request and stop")
     parser.add_argument("--time-only", action="store_true", help="no profiler: the plain time per request")
     parser.add_argument("--save", help="also write the raw profile here (for pstats or snakeviz)")
     args = parser.parse_args()
@@ -135,6 +136,19 @@ def main():
 
     for item in requests[:20]:  # warm caches: factor rows, logins, compiled statements
         send(*item)
+    if args.echo:
+        from sqlalchemy import event
+
+        with app.app_context():
+            engine = db.engine
+        seen = []
+        record = lambda conn, cursor, statement, *rest: seen.append(" ".join(statement.split())[:150])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", record)
+        event.listen(engine, "commit", lambda conn: seen.append("COMMIT"))
+        send(*requests[20])
+        event.remove(engine, "before_cursor_execute", record)
+        print(f"{args.path}: {len(seen)} statements\n  " + "\n  ".join(seen))
+        return
     if args.time_only:
         started = time.perf_counter()
         for item in requests[20:]:

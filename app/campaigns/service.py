@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, localcontext
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, or_, select, union
+from sqlalchemy import and_, bindparam, exists, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Community, User
@@ -327,19 +327,30 @@ def close_one(campaign_id: str) -> bool:
 # ---------------------------------------------------------------- the part of an approved action
 
 
-def _matching(action: Action, now: datetime) -> list[Campaign]:
-    variant = action.variant or ""
-    return list(db.session.scalars(
-        select(Campaign)
-        .join(CampaignCommunity, and_(CampaignCommunity.campaign_id == Campaign.id,
-                                      CampaignCommunity.community_id == action.community_id))
-        .where(Campaign.status == "active", Campaign.ends_at > now,
-               Campaign.starts_at <= action.occurred_at, Campaign.ends_at > action.occurred_at,
-               exists().where(CampaignActionType.campaign_id == Campaign.id,
-                              CampaignActionType.action_type == action.action_type,
-                              CampaignActionType.variant.in_(["", variant])))
-        .order_by(Campaign.starts_at, Campaign.id)
-    ))
+def _matching_statement():
+    """Ids of the active campaigns matching an action, in (starts_at, id) order: built once, with parameters."""
+    campaigns, types = Campaign.__table__.c, CampaignActionType.__table__.c
+    occurred_at = bindparam("occurred_at", type_=Campaign.__table__.c.starts_at.type)
+    return (
+        select(campaigns.id)
+        .join(CampaignCommunity.__table__, and_(CampaignCommunity.__table__.c.campaign_id == campaigns.id,
+                                                CampaignCommunity.__table__.c.community_id == bindparam("community")))
+        .where(campaigns.status == "active", campaigns.ends_at > bindparam("now", type_=campaigns.ends_at.type),
+               campaigns.starts_at <= occurred_at, campaigns.ends_at > occurred_at,
+               exists().where(types.campaign_id == campaigns.id, types.action_type == bindparam("action_type"),
+                              or_(types.variant == "", types.variant == bindparam("variant"))))
+        .order_by(campaigns.starts_at, campaigns.id)
+    )
+
+
+_MATCHING = _matching_statement()
+
+
+def _matching(action: Action, now: datetime) -> list[str]:
+    """The ids of the active campaigns an action counts towards (one indexed query, no rows loaded)."""
+    return list(db.session.scalars(_MATCHING, {
+        "community": action.community_id, "now": now, "occurred_at": action.occurred_at,
+        "action_type": action.action_type, "variant": action.variant or ""}))
 
 
 def _reread(campaign_ids: list[str]) -> dict[str, Campaign]:
@@ -472,11 +483,11 @@ def apply_campaigns(action: Action) -> int:
     candidates = _matching(action, now)
     if not candidates:
         return 0
-    accounts = ledger.lock(*[("campaign", c.id) for c in candidates])  # step 4: one statement
-    current = _reread([c.id for c in candidates])
+    accounts = ledger.lock(*[("campaign", campaign_id) for campaign_id in candidates])  # step 4: one statement
+    current = _reread(candidates)
     parts, total = [], 0
-    for candidate, account in zip(candidates, accounts):
-        campaign = current.get(candidate.id)
+    for campaign_id, account in zip(candidates, accounts):
+        campaign = current.get(campaign_id)
         if campaign is None or campaign.status != "active":
             continue  # ended while we waited for its account
         uncut = uncut_part(action.base_points, campaign)
