@@ -6,9 +6,7 @@ caller's transaction. Nothing here commits.
 """
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, String, and_, bindparam, case, insert, inspect, select, update
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import BigInteger, String, and_, bindparam, case, select, update
 
 from ..accounts.models import User
 from ..campaigns import service as campaigns
@@ -19,6 +17,7 @@ from ..errors import AppError, Conflict, InvalidState, NotFound
 from ..extensions import db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
+from ..rows import write_new
 from ..localtime import local_date
 from . import valuation
 from .factors import row_in_force
@@ -87,24 +86,6 @@ def _credit(action: Action, row: FactorRow, valued: Valuation, *, approver_id: s
     # Campaign parts, paid from their budgets: they set campaign_points, points and the receipt's campaigns.
     campaigns.apply_campaigns(action)
     rollups.record_approved(action)  # district rollups, written once just before the commit
-
-
-_INSERT_ACTION = insert(Action.__table__)
-_ACTION_COLUMNS = [column.key for column in Action.__table__.columns]
-
-
-def write_new(action: Action) -> None:
-    """Write a new action with one pre-built INSERT instead of the unit of work, which then holds it as
-    loaded: a later change to it is an UPDATE with the next flush. An action already in the session is
-    left to the unit of work. Does not commit."""
-    if inspect(action).transient:
-        values = {key: getattr(action, key) for key in _ACTION_COLUMNS}
-        db.session.execute(_INSERT_ACTION, values)
-        make_transient_to_detached(action)
-        for key, value in values.items():
-            if key not in action.__dict__:  # never set: NULL, as written (not a column to read back)
-                set_committed_value(action, key, value)
-        db.session.add(action)
 
 
 def valuation_row(action: Action) -> FactorRow:

@@ -16,6 +16,7 @@ from ..columns import new_id, utcnow
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..qr import labelled_png
+from ..rows import write_new
 from ..paging import page_rows
 from . import review
 from .factors import resolve_factor
@@ -106,7 +107,7 @@ def record_action(*, household_id: str, resident_id: str | None, action_type: st
             review.approve(action, approver_id=actor_id, third_party=True, row=row)
         elif row.self_approvable:
             review.approve(action, approver_id=None, third_party=False, row=row)
-        review.write_new(action)  # pending: written now; approved: written by the approval
+        write_new(action)  # pending: written now; approved: written by the approval already
     else:
         db.session.add(action)
         db.session.flush()  # a repeated (integration_id, external_id) fails here, before any points move

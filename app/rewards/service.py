@@ -20,6 +20,7 @@ from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
 from ..errors import AppError, Conflict, InsufficientPoints, NotFound, validation_error
 from ..paging import page_rows
+from ..rows import write_new
 from ..extensions import db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
@@ -425,11 +426,10 @@ def _complete(code: RedemptionCode, redemption_id: str, reward: Reward, merchant
         household_id=code.household_id, quantity=code.quantity, points=code.points_cost, status="completed",
         transfer_id=moved.id, redeemed_by=actor_id, created_at=now,
     )
-    db.session.add(redemption)
+    write_new(redemption)  # one pre-built INSERT
     set_committed_value(redemption, "reward", reward)  # the reply names it: no second read
     set_committed_value(redemption, "merchant", merchant)
     merchants.flag_if_unusual(code.household_id, merchant, counts.household_today + 1, now)  # this one included
-    db.session.flush()
     return redemption
 
 
