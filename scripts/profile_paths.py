@@ -134,36 +134,39 @@ def main():
             reply = client.open(path, method=method, json=body, headers=headers)
         assert reply.status_code < 300, (path, reply.status_code, reply.get_data(as_text=True)[:300])
 
-    for item in requests[:20]:  # warm caches: factor rows, logins, compiled statements
+    warm = min(20, len(requests) // 5)
+    for item in requests[:warm]:  # warm caches: factor rows, logins, compiled statements
         send(*item)
     if args.echo:
         from sqlalchemy import event
 
         with app.app_context():
             engine = db.engine
-        seen = []
-        record = lambda conn, cursor, statement, *rest: seen.append(" ".join(statement.split())[:150])  # noqa: E731
-        event.listen(engine, "before_cursor_execute", record)
+        seen, started = [], []
+        event.listen(engine, "before_cursor_execute", lambda *a: started.append(time.perf_counter()))
+        record = lambda conn, cursor, statement, *rest: seen.append(  # noqa: E731
+            f"{(time.perf_counter() - started.pop()) * 1000:7.2f} ms  " + " ".join(statement.split())[:130])
+        event.listen(engine, "after_cursor_execute", record)
         event.listen(engine, "commit", lambda conn: seen.append("COMMIT"))
-        send(*requests[20])
-        event.remove(engine, "before_cursor_execute", record)
+        send(*requests[warm])
+        event.remove(engine, "after_cursor_execute", record)
         print(f"{args.path}: {len(seen)} statements\n  " + "\n  ".join(seen))
         return
     if args.time_only:
         started = time.perf_counter()
-        for item in requests[20:]:
+        for item in requests[warm:]:
             send(*item)
         wall = time.perf_counter() - started
-        print(f"{args.path}: {wall / (len(requests) - 20) * 1000:.3f} ms per request, in process, no profiler")
+        print(f"{args.path}: {wall / (len(requests) - warm) * 1000:.3f} ms per request, in process, no profiler")
         return
     profile = cProfile.Profile()
     started = time.perf_counter()
     profile.enable()
-    for item in requests[20:]:
+    for item in requests[warm:]:
         send(*item)
     profile.disable()
     wall = time.perf_counter() - started
-    count = len(requests) - 20
+    count = len(requests) - warm
     stats = pstats.Stats(profile)
     by_group = defaultdict(float)
     for (filename, _, _), (_, _, own, _, _) in stats.stats.items():
