@@ -62,6 +62,16 @@ class ProblemApi(Api):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+def core(statement, params=None):
+    """Run a Core statement (of tables, not mapped classes) on the session's connection.
+
+    The same transaction as `db.session.execute`, without the Session's per-statement work
+    (about 0.1 ms a statement here), for the hot paths. Nothing is autoflushed: such a statement
+    reads or writes no object of the session.
+    """
+    return db.session.connection().execute(statement, params)
 migrate = Migrate()
 api = ProblemApi()
 limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")

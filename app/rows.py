@@ -10,7 +10,7 @@ from sqlalchemy import insert, inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .extensions import db
+from .extensions import core, db
 
 _INSERTS: dict[type, tuple] = {}
 
@@ -30,7 +30,7 @@ def write_new(obj) -> None:
     missing = [key for key in keys if values[key] is None and cls.__table__.c[key].default is not None]
     if missing:  # a column default the ORM would have applied: the callers set every such column
         raise ValueError(f"{cls.__name__} written without {', '.join(missing)}")
-    db.session.execute(statement, values)
+    core(statement, values)
     make_transient_to_detached(obj)
     for key, value in values.items():
         if key not in obj.__dict__:  # never set: written as NULL, nothing to read back

@@ -14,7 +14,7 @@ from ..district import rollups
 from ..columns import utcnow
 from ..dialect import dialect_insert_for
 from ..errors import AppError, Conflict, InvalidState, NotFound
-from ..extensions import db
+from ..extensions import core, db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
 from ..rows import write_new
@@ -175,11 +175,11 @@ def _charge_caps(household_id: str, row: FactorRow, periods: list[CapPeriod], qu
     added: dict[str, int] = {}
     if all(wanted <= period.cap_milli for period in periods):
         added = {period: used - wanted for period, used in
-                 db.session.execute(statements["add"], {**params, "add": wanted}).all()}
+                 core(statements["add"], {**params, "add": wanted}).all()}
         if len(added) == len(periods):
             return value(added)  # fits every cap: counted whole
     # A cap cuts it: read every row (locked), then set each to what is actually credited.
-    used = {period: used for period, used in db.session.execute(statements["read"], {**params, "add": 0}).all()}
+    used = {period: used for period, used in core(statements["read"], {**params, "add": 0}).all()}
     used.update(added)  # what those rows held before this approval added to them
     valued = value(used)
     held = whole_only and valued.cut_by_caps(quantity)
@@ -192,7 +192,7 @@ def _charge_caps(household_id: str, row: FactorRow, periods: list[CapPeriod], qu
 
 def _move_usage(household_id: str, factor_id: str, periods: list[CapPeriod], deltas: dict[str, int]) -> None:
     """Move each usage row by its delta (one statement), guarded so it stays within [0, cap]."""
-    changed = db.session.execute(_usage(len(periods))["move"],
+    changed = core(_usage(len(periods))["move"],
                                  _period_params(household_id, factor_id, periods, delta=deltas)).rowcount
     if changed != len(periods):
         raise Conflict("The household's cap usage changed concurrently; retry")

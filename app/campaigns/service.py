@@ -36,7 +36,7 @@ from ..activities.models import Action, FactorRow, FactorSet
 from ..activities.schemas import plain
 from ..columns import new_id, utcnow
 from ..errors import AppError, InvalidState, NotFound, ValidationFailed
-from ..extensions import db
+from ..extensions import core, db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
 from ..ledger.models import LedgerAccount
@@ -348,9 +348,9 @@ _MATCHING = _matching_statement()
 
 def _matching(action: Action, now: datetime) -> list[str]:
     """The ids of the active campaigns an action counts towards (one indexed query, no rows loaded)."""
-    return list(db.session.scalars(_MATCHING, {
+    return list(core(_MATCHING, {
         "community": action.community_id, "now": now, "occurred_at": action.occurred_at,
-        "action_type": action.action_type, "variant": action.variant or ""}))
+        "action_type": action.action_type, "variant": action.variant or ""}).scalars())
 
 
 def _reread(campaign_ids: list[str]) -> dict[str, Campaign]:

@@ -113,7 +113,7 @@ def _upsert(session, model, keys, sums, rows) -> None:
             index_elements=list(keys),
             set_={name: model.__table__.c[name] + insert.excluded[name] for name in sums},
         )
-    session.execute(statement, rows if len(rows) > 1 else rows[0])
+    session.connection().execute(statement, rows if len(rows) > 1 else rows[0])  # Core: no Session overhead
 
 
 # ---------------------------------------------------------------- rebuild

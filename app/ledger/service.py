@@ -35,7 +35,7 @@ from ..columns import new_id, utcnow
 from ..dialect import dialect_insert_for
 from ..errors import Conflict, InsufficientPoints
 from ..paging import page_rows
-from ..extensions import db
+from ..extensions import core, db
 from .kinds import EntryKind, Meaning
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
 
@@ -266,10 +266,10 @@ _INSERT_ENTRIES = insert(_ENTRIES)
 def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry: LedgerEntry,
           credit_entry: LedgerEntry) -> None:
     """Write both entries and move both cached balances and chain heads: two statements."""
-    changed = set(db.session.scalars(_MOVE[debit.kind not in SYSTEM_KINDS], {
+    changed = set(core(_MOVE[debit.kind not in SYSTEM_KINDS], {
         "amount": amount, "debit_id": debit.id, "debit_seq": debit.seq, "debit_hash": debit_entry.hash,
         "credit_id": credit.id, "credit_seq": credit.seq, "credit_hash": credit_entry.hash,
-    }))
+    }).scalars())
     # Either failure leaves the caller's transaction to roll back, whatever the other row did.
     if debit.id not in changed:
         raise InsufficientPoints()
@@ -279,7 +279,7 @@ def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry:
         # Mirror the UPDATE on the kept row without making the ORM write it a second time.
         for name, value in (("balance", entry.balance_after), ("seq", entry.seq), ("head_hash", entry.hash)):
             set_committed_value(account, name, value)
-    db.session.execute(_INSERT_ENTRIES, [{key: getattr(entry, key) for key in _ENTRY_COLUMNS}
+    core(_INSERT_ENTRIES, [{key: getattr(entry, key) for key in _ENTRY_COLUMNS}
                                          for entry in (debit_entry, credit_entry)])
 
 
@@ -363,10 +363,10 @@ def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str 
     if left:
         # Balance and lots disagree: the invariant check would flag it; refuse rather than go on.
         raise Conflict("The household's point lots do not cover its balance")
-    db.session.execute(_TAKE_FROM_LOT, [{"lot_id": lot.id, "take": take} for lot, take in takes])
+    core(_TAKE_FROM_LOT, [{"lot_id": lot.id, "take": take} for lot, take in takes])
     for lot, take in takes:
         set_committed_value(lot, "remaining", lot.remaining - take)  # as the UPDATE left it
-    db.session.execute(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot.id, "transfer_id": transfer_id,
+    core(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot.id, "transfer_id": transfer_id,
                                            "amount": take} for lot, take in takes])
 
 
@@ -404,7 +404,7 @@ def _add_lots(account_id, amount, transfer_id, now, restores, expires_at) -> Non
     if left:
         if expires_at is None:
             expires_at = _add_months(now, current_app.config["POINTS_EXPIRY_MONTHS"])
-        db.session.execute(_INSERT_LOT, {"id": new_id(), "account_id": account_id, "transfer_id": transfer_id,
+        core(_INSERT_LOT, {"id": new_id(), "account_id": account_id, "transfer_id": transfer_id,
                                          "amount": left, "remaining": left, "expires_at": expires_at,
                                          "created_at": now})
 
