@@ -30,6 +30,7 @@ from sqlalchemy import BigInteger, and_, bindparam, case, event, func, insert, o
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from ..columns import new_id, utcnow
 from ..dialect import dialect_insert_for
@@ -352,32 +353,38 @@ def transfer(
 def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str | None) -> None:
     """Spend the lots that expire first (or exactly `from_lot`) and record which."""
     params = {"account_id": account_id} if from_lot is None else {"account_id": account_id, "lot_id": from_lot}
-    lots = db.session.scalars(_OPEN_LOTS[from_lot is not None], params).all()
+    lots = core(_OPEN_LOTS[from_lot is not None], params).all()  # (id, remaining), locked
     left, takes = amount, []
-    for lot in lots:
+    for lot_id, remaining in lots:
         if left == 0:
             break
-        take = min(lot.remaining, left)
-        takes.append((lot, take))
+        take = min(remaining, left)
+        takes.append((lot_id, remaining, take))
         left -= take
     if left:
         # Balance and lots disagree: the invariant check would flag it; refuse rather than go on.
         raise Conflict("The household's point lots do not cover its balance")
-    core(_TAKE_FROM_LOT, [{"lot_id": lot.id, "take": take} for lot, take in takes])
-    for lot, take in takes:
-        set_committed_value(lot, "remaining", lot.remaining - take)  # as the UPDATE left it
-    core(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot.id, "transfer_id": transfer_id,
-                                           "amount": take} for lot, take in takes])
-
-
-def _open_lots(one: bool):
-    query = select(PointLot).where(PointLot.account_id == bindparam("account_id"), PointLot.remaining > 0)
-    if one:
-        query = query.where(PointLot.id == bindparam("lot_id"))
-    return query.order_by(PointLot.expires_at, PointLot.id).with_for_update().execution_options(populate_existing=True)
+    core(_TAKE_FROM_LOT, [{"lot_id": lot_id, "take": take} for lot_id, _, take in takes])
+    for lot_id, remaining, take in takes:
+        held = db.session.identity_map.get(identity_key(PointLot, lot_id))
+        if held is not None:  # a lot this session has loaded: as the UPDATE left it
+            set_committed_value(held, "remaining", remaining - take)
+    core(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot_id, "transfer_id": transfer_id, "amount": take}
+                            for lot_id, _, take in takes])
 
 
 _LOTS = PointLot.__table__
+
+
+def _open_lots(one: bool):
+    """(id, remaining) of an account's open lots, those expiring first first, locked."""
+    lots = _LOTS.c
+    query = select(lots.id, lots.remaining).where(lots.account_id == bindparam("account_id"), lots.remaining > 0)
+    if one:
+        query = query.where(lots.id == bindparam("lot_id"))
+    return query.order_by(lots.expires_at, lots.id).with_for_update()
+
+
 _OPEN_LOTS = {False: _open_lots(one=False), True: _open_lots(one=True)}
 _TAKE_FROM_LOT = (update(_LOTS).where(_LOTS.c.id == bindparam("lot_id"))
                   .values(remaining=_LOTS.c.remaining - bindparam("take", type_=BigInteger)))

@@ -21,7 +21,7 @@ from ..columns import new_id, utcnow
 from ..errors import AppError, Conflict, InsufficientPoints, NotFound, validation_error
 from ..paging import page_rows
 from ..rows import write_new
-from ..extensions import db
+from ..extensions import core, db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
 from ..transaction import refuse_keeping_writes
@@ -353,24 +353,28 @@ def _counts_statement(merchant_total: bool):
     """One read of what a redemption's limits and anomaly flag need, under the two ledger locks:
     the household's completed units of this reward, its redemptions at this merchant today (any
     status) and, when the merchant has a daily limit, the merchant's completed redemptions today."""
+    r = Redemption.__table__.c
     household, reward_id = bindparam("household_id"), bindparam("reward_id")
     merchant_id, start, end = bindparam("merchant_id"), bindparam("start"), bindparam("end")
-    today = and_(Redemption.merchant_id == merchant_id, Redemption.created_at >= start, Redemption.created_at < end)
-    held = and_(Redemption.household_id == household, Redemption.reward_id == reward_id)
+    today = and_(r.merchant_id == merchant_id, r.created_at >= start, r.created_at < end)
+    held = and_(r.household_id == household, r.reward_id == reward_id)
     columns = [
-        func.coalesce(func.sum(Redemption.quantity).filter(held, Redemption.status == "completed"), 0),
-        func.count().filter(today, Redemption.household_id == household),
+        func.coalesce(func.sum(r.quantity).filter(held, r.status == "completed"), 0),
+        func.count().filter(today, r.household_id == household),
     ]
     if merchant_total:
-        columns.append(func.count().filter(today, Redemption.status == "completed"))
+        columns.append(func.count().filter(today, r.status == "completed"))
         scope = or_(held, today)
     else:
-        scope = and_(Redemption.household_id == household, or_(Redemption.reward_id == reward_id, today))
-    return select(*columns).select_from(Redemption).where(scope)
+        scope = and_(r.household_id == household, or_(r.reward_id == reward_id, today))
+    return select(*columns).select_from(Redemption.__table__).where(scope)
 
 
 _COUNTS = {True: _counts_statement(merchant_total=True), False: _counts_statement(merchant_total=False)}
 _STOCK_FOR_CHECK = select(Reward.stock).where(Reward.id == bindparam("reward_id")).with_for_update()
+_REWARDS = Reward.__table__
+_TAKE_STOCK = (update(_REWARDS).where(_REWARDS.c.id == bindparam("reward_id"), _REWARDS.c.stock >= bindparam("quantity"))
+               .values(stock=_REWARDS.c.stock - bindparam("quantity")))
 
 
 @dataclass
@@ -392,7 +396,7 @@ def _decide(code: RedemptionCode, now: datetime):
     wallet, till = ledger.lock(("household", code.household_id), ("merchant", merchant.id))
     start, end = day_bounds(local_date(now))
     limited = merchant.daily_redemption_limit is not None
-    found = db.session.execute(_COUNTS[limited], {
+    found = core(_COUNTS[limited], {
         "household_id": code.household_id, "reward_id": reward.id, "merchant_id": merchant.id,
         "start": start, "end": end}).one()
     counts = _Counts(int(found[0]), int(found[1]), int(found[2]) if limited else None)
@@ -407,10 +411,7 @@ def _decide(code: RedemptionCode, now: datetime):
         if over_daily:
             raise MerchantDailyLimit()
         raise InsufficientPoints(f"The account holds {wallet.balance} points, {code.points_cost} are needed")
-    taken = db.session.execute(
-        update(Reward).where(Reward.id == reward.id, Reward.stock >= code.quantity)
-        .values(stock=Reward.stock - code.quantity).execution_options(synchronize_session=False)
-    ).rowcount
+    taken = core(_TAKE_STOCK, {"reward_id": reward.id, "quantity": code.quantity}).rowcount
     if not taken:
         raise OutOfStock()
     return reward, merchant, wallet, till, counts
