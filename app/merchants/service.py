@@ -2,14 +2,16 @@
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import case, select
+from sqlalchemy.orm.util import identity_key
 
 from ..accounts import scopes, service as accounts
 from ..accounts.models import Community, User
-from ..columns import utcnow
+from ..columns import new_id, utcnow
+from ..dialect import dialect_insert_for
 from ..errors import NotFound, validation_error
 from ..paging import page_rows
-from ..extensions import db
+from ..extensions import core, db
 from ..ledger import service as ledger
 from ..localtime import local_date
 from .anomalies import state_filter
@@ -76,8 +78,27 @@ def add_staff(merchant: Merchant, data: dict) -> User:
 # ---------------------------------------------------------------- anomaly flags
 
 
-def flag_if_unusual(household_id: str, merchant: Merchant, count_today: int, now: datetime) -> AnomalyFlag | None:
-    """Raise (or update) the flag when a household's redemptions at a merchant today exceed the threshold.
+def _flag_statement(dialect: str):
+    """Raise a flag, or bring one up to `redemptions`, in one upsert that returns its id. A flag staff had
+    closed opens again when the count goes past what it held; the higher count is kept."""
+    flags = AnomalyFlag.__table__
+    insert = dialect_insert_for(dialect, flags)
+    went_up = insert.excluded.redemptions > flags.c.redemptions
+    return insert.on_conflict_do_update(
+        index_elements=[flags.c.household_id, flags.c.merchant_id, flags.c.day],
+        set_={"resolved_at": case((went_up, None), else_=flags.c.resolved_at),
+              "resolved_by": case((went_up, None), else_=flags.c.resolved_by),
+              "redemptions": case((went_up, insert.excluded.redemptions), else_=flags.c.redemptions),
+              "updated_at": insert.excluded.updated_at},
+    ).returning(flags.c.id)
+
+
+_FLAG: dict[str, object] = {}
+
+
+def flag_if_unusual(household_id: str, merchant: Merchant, count_today: int, now: datetime) -> str | None:
+    """Raise (or update) the flag when a household's redemptions at a merchant today exceed the threshold;
+    the flag's id, or None under the threshold.
 
     The caller holds the household's wallet lock, so one household's flags are written one at a time.
     Never refuses. Does not commit.
@@ -85,20 +106,19 @@ def flag_if_unusual(household_id: str, merchant: Merchant, count_today: int, now
     threshold = current_app.config["ANOMALY_REDEMPTIONS_PER_DAY"]
     if count_today <= threshold:
         return None
-    day = local_date(now)
-    flag = db.session.scalar(select(AnomalyFlag).where(
-        AnomalyFlag.household_id == household_id, AnomalyFlag.merchant_id == merchant.id, AnomalyFlag.day == day,
-    ))
-    if flag is None:
-        flag = AnomalyFlag(household_id=household_id, merchant_id=merchant.id, community_id=merchant.community_id,
-                           day=day, redemptions=count_today, created_at=now, updated_at=now)
-        db.session.add(flag)
-    else:
-        if count_today > flag.redemptions and flag.resolved_at is not None:
-            flag.resolved_at = flag.resolved_by = None  # the burst went on after staff closed it: look again
-        flag.redemptions, flag.updated_at = max(flag.redemptions, count_today), now
-    db.session.flush()
-    return flag
+    dialect = db.session.get_bind().dialect.name
+    statement = _FLAG.get(dialect)
+    if statement is None:
+        statement = _FLAG[dialect] = _flag_statement(dialect)
+    flag_id = core(statement, {
+        "id": new_id(), "kind": "household_burst", "household_id": household_id, "merchant_id": merchant.id,
+        "community_id": merchant.community_id, "day": local_date(now), "redemptions": count_today,
+        "created_at": now, "updated_at": now, "resolved_at": None, "resolved_by": None,
+        "resolution_note": None}).scalar_one()
+    held = db.session.identity_map.get(identity_key(AnomalyFlag, flag_id))
+    if held is not None:  # loaded earlier in this transaction: read again when next used
+        db.session.expire(held)
+    return flag_id
 
 
 def list_anomalies(user: User, limit: int, cursor, state: str | None = None) -> list[AnomalyFlag]:

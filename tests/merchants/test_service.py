@@ -2,7 +2,7 @@
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import localtime
 from app.errors import NotFound, ValidationFailed
@@ -48,3 +48,18 @@ def test_community_staff_cannot_add_a_merchant_outside_their_communities(staff, 
     with pytest.raises(ValidationFailed):
         service.create_merchant(staff.user, {"name": "店", "community_id": "missing"})
     assert service.create_merchant(staff.user, {"name": " 店 ", "community_id": community.id}).name == "店"
+
+
+def test_a_count_not_above_the_flags_leaves_it_closed_and_keeps_the_higher_count(resident, merchant, staff):
+    now = datetime(2026, 5, 1, 2, tzinfo=timezone.utc)
+    flag_id = service.flag_if_unusual(resident.household_id, merchant, 6, now)
+    db.session.execute(update(AnomalyFlag).where(AnomalyFlag.id == flag_id).values(
+        resolved_at=now, resolved_by=staff.user.id, resolution_note="已核实"))
+
+    assert service.flag_if_unusual(resident.household_id, merchant, 5, now) == flag_id
+    flag = db.session.scalar(select(AnomalyFlag).execution_options(populate_existing=True))
+    assert (flag.redemptions, flag.resolved_by, flag.resolution_note) == (6, staff.user.id, "已核实")
+
+    service.flag_if_unusual(resident.household_id, merchant, 7, now)
+    flag = db.session.scalar(select(AnomalyFlag).execution_options(populate_existing=True))
+    assert (flag.redemptions, flag.resolved_at, flag.resolved_by) == (7, None, None)
