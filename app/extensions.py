@@ -68,8 +68,8 @@ def core(statement, params=None):
     """Run a Core statement (of tables, not mapped classes) on the session's connection.
 
     The same transaction as `db.session.execute`, without the Session's per-statement work
-    (about 0.1 ms a statement here), for the hot paths. Nothing is autoflushed: such a statement
-    reads or writes no object of the session.
+    (about 0.1 ms a statement here), for the hot paths. Nothing is autoflushed: a read of rows the
+    session may hold changed objects of calls `db.session.flush()` first (free when nothing is pending).
     """
     return db.session.connection().execute(statement, params)
 migrate = Migrate()

@@ -348,6 +348,7 @@ _MATCHING = _matching_statement()
 
 def _matching(action: Action, now: datetime) -> list[str]:
     """The ids of the active campaigns an action counts towards (one indexed query, no rows loaded)."""
+    db.session.flush()  # campaigns this unit of work changed are read as changed
     return list(core(_MATCHING, {
         "community": action.community_id, "now": now, "occurred_at": action.occurred_at,
         "action_type": action.action_type, "variant": action.variant or ""}).scalars())

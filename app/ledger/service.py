@@ -353,6 +353,7 @@ def transfer(
 def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str | None) -> None:
     """Spend the lots that expire first (or exactly `from_lot`) and record which."""
     params = {"account_id": account_id} if from_lot is None else {"account_id": account_id, "lot_id": from_lot}
+    db.session.flush()  # lots the session changed (a restore) are read as changed
     lots = core(_OPEN_LOTS[from_lot is not None], params).all()  # (id, remaining), locked
     left, takes = amount, []
     for lot_id, remaining in lots:

@@ -396,6 +396,7 @@ def _decide(code: RedemptionCode, now: datetime):
     wallet, till = ledger.lock(("household", code.household_id), ("merchant", merchant.id))
     start, end = day_bounds(local_date(now))
     limited = merchant.daily_redemption_limit is not None
+    db.session.flush()  # redemptions this unit of work made count
     found = core(_COUNTS[limited], {
         "household_id": code.household_id, "reward_id": reward.id, "merchant_id": merchant.id,
         "start": start, "end": end}).one()
