@@ -9,7 +9,7 @@ approvals. A note made inside a savepoint that is rolled back is dropped with it
 """
 from collections import defaultdict
 
-from sqlalchemy import event, select, text
+from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.orm import Session
 
 from ..dialect import dialect_insert_for
@@ -66,17 +66,22 @@ def _write_notes(session):
         return
     session.flush()  # the actions' final values, and their row locks, before any rollup lock
     days, months = _deltas(notes)
-    if days:
-        _upsert(session, DailyRollup, ("day", "community_id", "action_type", "variant", "factor_set"),
-                ("actions", "reduction_g", "verified_reduction_g", "points"),
-                [{**dict(zip(("day", "community_id", "action_type", "variant", "factor_set"), key)),
-                  "month": key[0].strftime("%Y-%m"), **dict(zip(("actions", "reduction_g",
-                                                                "verified_reduction_g", "points"), value))}
-                 for key, value in sorted(days.items()) if any(value)])
-    if months:
-        _upsert(session, HouseholdMonth, ("month", "community_id", "action_type", "household_id"), ("actions",),
-                [{**dict(zip(("month", "community_id", "action_type", "household_id"), key)), "actions": count}
-                 for key, count in sorted(months.items()) if count])
+    day_rows = [{**dict(zip(_DAY_KEYS, key)), "month": key[0].strftime("%Y-%m"), **dict(zip(_DAY_SUMS, value))}
+                for key, value in sorted(days.items()) if any(value)]
+    month_rows = [{**dict(zip(_MONTH_KEYS, key)), "actions": count} for key, count in sorted(months.items()) if count]
+    if len(day_rows) == 1 and len(month_rows) == 1 and session.get_bind().dialect.name == "postgresql":
+        # One approval (the common case): both upserts in one statement, one round trip. Month rows are
+        # only ever contended by transactions of their household, which its wallet lock serialises.
+        session.connection().execute(_both_statement(), {**{f"d_{k}": v for k, v in day_rows[0].items()},
+                                                         **{f"m_{k}": v for k, v in month_rows[0].items()}})
+        return
+    _upsert(session, DailyRollup, _DAY_KEYS, _DAY_SUMS, day_rows)
+    _upsert(session, HouseholdMonth, _MONTH_KEYS, ("actions",), month_rows)
+
+
+_DAY_KEYS = ("day", "community_id", "action_type", "variant", "factor_set")
+_DAY_SUMS = ("actions", "reduction_g", "verified_reduction_g", "points")
+_MONTH_KEYS = ("month", "community_id", "action_type", "household_id")
 
 
 def _deltas(notes):
@@ -97,6 +102,16 @@ def _deltas(notes):
 _UPSERTS: dict[tuple, object] = {}
 
 
+def _upsert_statement(dialect: str, model, keys, sums, prefix: str | None = None):
+    """INSERT one row … ON CONFLICT (keys) DO UPDATE adding `sums`; parameters named `prefix` + column."""
+    table = model.__table__
+    insert = dialect_insert_for(dialect, table)
+    if prefix is not None:
+        insert = insert.values({c.key: bindparam(prefix + c.key, type_=c.type) for c in table.columns})
+    return insert.on_conflict_do_update(index_elements=list(keys),
+                                        set_={name: table.c[name] + insert.excluded[name] for name in sums})
+
+
 def _upsert(session, model, keys, sums, rows) -> None:
     """Add `rows` into the table, one upsert per row run as one executemany, in the order given.
 
@@ -108,12 +123,18 @@ def _upsert(session, model, keys, sums, rows) -> None:
     dialect = session.get_bind().dialect.name
     statement = _UPSERTS.get((dialect, model))
     if statement is None:
-        insert = dialect_insert_for(dialect, model.__table__)
-        statement = _UPSERTS[(dialect, model)] = insert.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={name: model.__table__.c[name] + insert.excluded[name] for name in sums},
-        )
+        statement = _UPSERTS[(dialect, model)] = _upsert_statement(dialect, model, keys, sums)
     session.connection().execute(statement, rows if len(rows) > 1 else rows[0])  # Core: no Session overhead
+
+
+def _both_statement():
+    """PostgreSQL: the day's upsert as a data-modifying WITH, then the month's; built once."""
+    found = _UPSERTS.get("both")
+    if found is None:
+        days = _upsert_statement("postgresql", DailyRollup, _DAY_KEYS, _DAY_SUMS, prefix="d_").cte("days")
+        found = _UPSERTS["both"] = _upsert_statement("postgresql", HouseholdMonth, _MONTH_KEYS, ("actions",),
+                                                     prefix="m_").add_cte(days)
+    return found
 
 
 # ---------------------------------------------------------------- rebuild
