@@ -329,8 +329,9 @@ _published_lock = threading.Lock()
 
 _PUBLISHING = "factor_set_published"
 _KEEP_DAYS = 64
-# day → (monotonic deadline, (set id, published_at) or None): which set is in force on a day, kept briefly.
-_kept_in_force: dict[date, tuple[float, tuple | None]] = {}
+# (database, day) → (monotonic deadline, (set id, published_at) or None): which set is in force on a day,
+# kept briefly (the database is part of the key for a process that serves more than one app).
+_kept_in_force: dict[tuple[str, date], tuple[float, tuple | None]] = {}
 _clock = time.monotonic
 
 
@@ -341,10 +342,12 @@ def in_force_key(on: date) -> tuple | None:
     A transaction that has published a set asks every time and keeps nothing (what it sees is not
     yet committed); its commit drops what this process kept.
     """
-    seconds = current_app.config.get("FACTOR_SET_CACHE_SECONDS", 0)
+    config = current_app.config
+    seconds = config.get("FACTOR_SET_CACHE_SECONDS", 0)
     keep = seconds > 0 and not db.session.info.get(_PUBLISHING)
+    where = (config["SQLALCHEMY_DATABASE_URI"], on)
     if keep:
-        kept = _kept_in_force.get(on)
+        kept = _kept_in_force.get(where)
         if kept is not None and kept[0] > _clock():
             return kept[1]
     found = db.session.execute(_IN_FORCE_KEY, {"on": on}).first()
@@ -353,7 +356,7 @@ def in_force_key(on: date) -> tuple | None:
         with _published_lock:
             if len(_kept_in_force) >= _KEEP_DAYS:
                 _kept_in_force.clear()
-            _kept_in_force[on] = (_clock() + seconds, key)
+            _kept_in_force[where] = (_clock() + seconds, key)
     return key
 
 

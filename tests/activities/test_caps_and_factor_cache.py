@@ -238,3 +238,21 @@ def test_no_set_covers_a_date_before_the_first(factor_set):
 
     assert factors.resolve_factor("walking", None, "km", utcnow().replace(year=2025), "resident", errors) is None
     assert errors == {"occurred_at": ["No published factor set covers this date."]}
+
+
+def test_the_set_in_force_is_kept_per_database(factor_set, app, monkeypatch):
+    from sqlalchemy import event
+
+    on = today_local()
+    assert factors.in_force_key(on)[0] == factor_set.id  # now kept for this database
+    seen = []
+    listener = lambda *args: seen.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        factors.in_force_key(on)
+        monkeypatch.setitem(app.config, "SQLALCHEMY_DATABASE_URI", app.config["SQLALCHEMY_DATABASE_URI"] + "#other")
+        factors.in_force_key(on)  # another app of this process, on another database, asks its own
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+
+    assert len([s for s in seen if "factor_sets" in s]) == 1, seen
