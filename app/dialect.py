@@ -1,8 +1,9 @@
 """Statements whose spelling differs between PostgreSQL and SQLite."""
+import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import any_, bindparam, column, func, select, update
+from sqlalchemy import Text, any_, bindparam, cast, column, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
@@ -42,7 +43,7 @@ def insert_rows(table, rows: list[dict], *, skip_conflicts_on: list[str] | None 
     if _is_postgres():
         source = _recordset([(name, table.c[name].type) for name in names])
         statement = dialect_insert(table).from_select(names, select(*[source.c[name] for name in names]))
-        params = {"rows": _json_rows(rows, names)}
+        params = {"rows": _json_rows(rows)}
     else:
         statement, params = dialect_insert(table), rows
     if skip_conflicts_on:
@@ -68,7 +69,7 @@ def update_rows(table, rows: list[dict], *, match: list[str], guard: dict[str, s
     if _is_postgres():
         source = _recordset([(key, column_of[key].type) for key in keys])
         value = source.c.__getitem__
-        params = {"rows": _json_rows(rows, keys)}
+        params = {"rows": _json_rows(rows)}
     else:
         value = lambda key: bindparam(f"p_{key}")  # noqa: E731  (a SET clause may not reuse a column's name)
         params = [{f"p_{key}": row[key] for key in keys} for row in rows]
@@ -98,15 +99,16 @@ def _is_postgres() -> bool:
 def _recordset(columns: list[tuple]):
     """`json_to_recordset(:rows) AS r(name type, …)`: a table of rows read from one JSON parameter."""
     return (
-        func.json_to_recordset(bindparam("rows", type_=postgresql.JSON))
+        func.json_to_recordset(cast(bindparam("rows", type_=Text), postgresql.JSON))
         .table_valued(*[column(name, type_) for name, type_ in columns])
         .render_derived("r", with_types=True)
     )
 
 
-def _json_rows(rows: list[dict], names: list[str]) -> list[dict]:
-    """The rows for json_to_recordset: naive UTC times (as the columns store them), decimals as exact strings."""
-    return [{name: _json_value(row[name]) for name in names} for row in rows]
+def _json_rows(rows: list[dict]) -> str:
+    """The rows (dicts with the same keys) as JSON text for json_to_recordset: naive UTC times (as the
+    columns store them), decimals and dates as exact strings."""
+    return json.dumps(rows, default=_json_value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _json_value(value):
@@ -114,4 +116,4 @@ def _json_value(value):
         return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
     if isinstance(value, (Decimal, date)):
         return str(value)
-    return value
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
