@@ -9,9 +9,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .extensions import db
 
 
+def dialect_name() -> str:
+    """The session's database: "postgresql" or "sqlite" (statements built once per dialect take it)."""
+    return db.session.get_bind().dialect.name
+
+
 def dialect_insert(table):
     """An INSERT that supports `on_conflict_do_nothing/do_update` on the session's database."""
-    return dialect_insert_for(db.session.get_bind().dialect.name, table)
+    return dialect_insert_for(dialect_name(), table)
 
 
 def dialect_insert_for(name: str, table):
@@ -93,7 +98,7 @@ def is_in(column, values):
 
 
 def _is_postgres() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
+    return dialect_name() == "postgresql"
 
 
 def _recordset(columns: list[tuple]):

@@ -62,6 +62,9 @@ class ProblemApi(Api):
 
 
 db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+api = ProblemApi()
+limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
 
 
 def core(statement, params=None):
@@ -72,9 +75,6 @@ def core(statement, params=None):
     session may hold changed objects of calls `db.session.flush()` first (free when nothing is pending).
     """
     return db.session.connection().execute(statement, params)
-migrate = Migrate()
-api = ProblemApi()
-limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
 
 
 @event.listens_for(Pool, "checkout")

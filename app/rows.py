@@ -6,13 +6,20 @@ class's INSERT, compiled once per process, with every column of the object, and 
 object to the session as if it had been loaded: a later change to it is an ordinary UPDATE with
 the next flush. Imports nothing of the features.
 """
+import functools
+
 from sqlalchemy import insert, inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import core, db
 
-_INSERTS: dict[type, tuple] = {}
+@functools.cache
+def _insert_of(cls) -> tuple:
+    """The class's INSERT, its column keys, and the keys of columns with a default."""
+    table = cls.__table__
+    return (insert(table), [column.key for column in table.columns],
+            [column.key for column in table.columns if column.default is not None])
 
 
 def write_new(obj) -> None:
@@ -20,16 +27,11 @@ def write_new(obj) -> None:
     session is left to the unit of work. Does not commit."""
     if not inspect(obj).transient:
         return
-    cls = type(obj)
-    found = _INSERTS.get(cls)
-    if found is None:
-        table = cls.__table__
-        found = _INSERTS[cls] = (insert(table), [column.key for column in table.columns])
-    statement, keys = found
+    statement, keys, defaulted = _insert_of(type(obj))
     values = {key: getattr(obj, key) for key in keys}
-    missing = [key for key in keys if values[key] is None and cls.__table__.c[key].default is not None]
+    missing = [key for key in defaulted if values[key] is None]
     if missing:  # a column default the ORM would have applied: the callers set every such column
-        raise ValueError(f"{cls.__name__} written without {', '.join(missing)}")
+        raise ValueError(f"{type(obj).__name__} written without {', '.join(missing)}")
     core(statement, values)
     make_transient_to_detached(obj)
     for key, value in values.items():

@@ -4,6 +4,7 @@ Approval is where later capabilities hook in: `_credit` values the action,
 moves its points through the ledger and freezes its receipt, all in the
 caller's transaction. Nothing here commits.
 """
+import functools
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, String, and_, bindparam, case, select, update
@@ -12,7 +13,7 @@ from ..accounts.models import User
 from ..campaigns import service as campaigns
 from ..district import rollups
 from ..columns import utcnow
-from ..dialect import dialect_insert_for
+from ..dialect import dialect_insert_for, dialect_name
 from ..errors import AppError, Conflict, InvalidState, NotFound
 from ..extensions import core, db
 from ..ledger import service as ledger
@@ -103,6 +104,7 @@ def valuation_row(action: Action) -> FactorRow:
 # fits, returning the rows it changed. Only when a cap cuts the quantity are the rows read and set.
 
 
+@functools.cache
 def _usage_statements(dialect: str, count: int) -> dict:
     """The pre-built cap statements for `count` periods (1 or 2) on a dialect."""
     table = CapUsage.__table__
@@ -138,15 +140,8 @@ def _usage_statements(dialect: str, count: int) -> dict:
     }
 
 
-_USAGE: dict[tuple[str, int], dict] = {}
-
-
 def _usage(count: int) -> dict:
-    dialect = db.session.get_bind().dialect.name
-    found = _USAGE.get((dialect, count))
-    if found is None:
-        found = _USAGE[(dialect, count)] = _usage_statements(dialect, count)
-    return found
+    return _usage_statements(dialect_name(), count)
 
 
 def _period_params(household_id: str, factor_id: str, periods: list[CapPeriod], **per_period) -> dict:
@@ -193,7 +188,7 @@ def _charge_caps(household_id: str, row: FactorRow, periods: list[CapPeriod], qu
 def _move_usage(household_id: str, factor_id: str, periods: list[CapPeriod], deltas: dict[str, int]) -> None:
     """Move each usage row by its delta (one statement), guarded so it stays within [0, cap]."""
     changed = core(_usage(len(periods))["move"],
-                                 _period_params(household_id, factor_id, periods, delta=deltas)).rowcount
+                   _period_params(household_id, factor_id, periods, delta=deltas)).rowcount
     if changed != len(periods):
         raise Conflict("The household's cap usage changed concurrently; retry")
 

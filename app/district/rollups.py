@@ -7,6 +7,7 @@ order. So the hot path costs no statement, and every writer locks rollup rows la
 order, and only for the instant before its commit: rollup rows can neither deadlock nor serialise
 approvals. A note made inside a savepoint that is rolled back is dropped with it.
 """
+import functools
 from collections import defaultdict
 
 from sqlalchemy import bindparam, event, select, text
@@ -99,9 +100,7 @@ def _deltas(notes):
     return days, months
 
 
-_UPSERTS: dict[tuple, object] = {}
-
-
+@functools.cache
 def _upsert_statement(dialect: str, model, keys, sums, prefix: str | None = None):
     """INSERT one row … ON CONFLICT (keys) DO UPDATE adding `sums`; parameters named `prefix` + column."""
     table = model.__table__
@@ -120,21 +119,15 @@ def _upsert(session, model, keys, sums, rows) -> None:
     """
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    statement = _UPSERTS.get((dialect, model))
-    if statement is None:
-        statement = _UPSERTS[(dialect, model)] = _upsert_statement(dialect, model, keys, sums)
+    statement = _upsert_statement(session.get_bind().dialect.name, model, keys, sums)
     session.connection().execute(statement, rows if len(rows) > 1 else rows[0])  # Core: no Session overhead
 
 
+@functools.cache
 def _both_statement():
     """PostgreSQL: the day's upsert as a data-modifying WITH, then the month's; built once."""
-    found = _UPSERTS.get("both")
-    if found is None:
-        days = _upsert_statement("postgresql", DailyRollup, _DAY_KEYS, _DAY_SUMS, prefix="d_").cte("days")
-        found = _UPSERTS["both"] = _upsert_statement("postgresql", HouseholdMonth, _MONTH_KEYS, ("actions",),
-                                                     prefix="m_").add_cte(days)
-    return found
+    days = _upsert_statement("postgresql", DailyRollup, _DAY_KEYS, _DAY_SUMS, prefix="d_").cte("days")
+    return _upsert_statement("postgresql", HouseholdMonth, _MONTH_KEYS, ("actions",), prefix="m_").add_cte(days)
 
 
 # ---------------------------------------------------------------- rebuild

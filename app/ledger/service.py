@@ -20,6 +20,7 @@ Round trips: the locked rows are kept for the rest of the transaction (no second
 read); a transfer is one guarded UPDATE of both accounts and one INSERT of both
 entries, plus the point lots it spends or adds, all pre-built Core statements.
 """
+import functools
 import hashlib
 import zlib
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from ..columns import new_id, utcnow
-from ..dialect import dialect_insert_for
+from ..dialect import dialect_insert_for, dialect_name
 from ..errors import Conflict, InsufficientPoints
 from ..paging import page_rows
 from ..extensions import core, db
@@ -123,26 +124,20 @@ def lock(*parties) -> list[LedgerAccount]:
         # for each other in a circle. (Locking first and creating what was missing afterwards would hold a
         # later row while waiting for an earlier one: that deadlocks against a transaction locking both.)
         now = utcnow()
-        for row in db.session.scalars(_lock_or_create(), [_new_account(key, *owner, created_at=now)
-                                                          for key, owner in wanted],
+        for row in db.session.scalars(_lock_or_create(dialect_name()),
+                                      [_new_account(key, *owner, created_at=now) for key, owner in wanted],
                                       execution_options={"populate_existing": True}):
             _hold(row)
     return [held[key] for key in ids]
 
 
-_LOCK_OR_CREATE: dict[str, object] = {}
-
-
-def _lock_or_create():
+@functools.cache
+def _lock_or_create(dialect: str):
     """INSERT … ON CONFLICT (id) DO UPDATE SET id = id RETURNING the row: create or lock, one row at a time."""
-    dialect = db.session.get_bind().dialect.name
-    found = _LOCK_OR_CREATE.get(dialect)
-    if found is None:
-        statement = dialect_insert_for(dialect, LedgerAccount)
-        found = _LOCK_OR_CREATE[dialect] = statement.on_conflict_do_update(
-            index_elements=[LedgerAccount.id], set_={"id": statement.excluded.id},
-        ).returning(LedgerAccount)
-    return found
+    statement = dialect_insert_for(dialect, LedgerAccount)
+    return statement.on_conflict_do_update(
+        index_elements=[LedgerAccount.id], set_={"id": statement.excluded.id},
+    ).returning(LedgerAccount)
 
 
 # ---------------------------------------------------------------- transfers
@@ -281,7 +276,7 @@ def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry:
         for name, value in (("balance", entry.balance_after), ("seq", entry.seq), ("head_hash", entry.hash)):
             set_committed_value(account, name, value)
     core(_INSERT_ENTRIES, [{key: getattr(entry, key) for key in _ENTRY_COLUMNS}
-                                         for entry in (debit_entry, credit_entry)])
+                           for entry in (debit_entry, credit_entry)])
 
 
 def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, **fields) -> LedgerEntry:
@@ -413,8 +408,7 @@ def _add_lots(account_id, amount, transfer_id, now, restores, expires_at) -> Non
         if expires_at is None:
             expires_at = _add_months(now, current_app.config["POINTS_EXPIRY_MONTHS"])
         core(_INSERT_LOT, {"id": new_id(), "account_id": account_id, "transfer_id": transfer_id,
-                                         "amount": left, "remaining": left, "expires_at": expires_at,
-                                         "created_at": now})
+                           "amount": left, "remaining": left, "expires_at": expires_at, "created_at": now})
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

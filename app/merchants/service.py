@@ -1,4 +1,5 @@
 """Merchants, their staff and anomaly flags. Nothing here commits; nothing here knows rewards."""
+import functools
 from datetime import datetime
 
 from flask import current_app
@@ -8,7 +9,7 @@ from sqlalchemy.orm.util import identity_key
 from ..accounts import scopes, service as accounts
 from ..accounts.models import Community, User
 from ..columns import new_id, utcnow
-from ..dialect import dialect_insert_for
+from ..dialect import dialect_insert_for, dialect_name
 from ..errors import NotFound, validation_error
 from ..paging import page_rows
 from ..extensions import core, db
@@ -78,6 +79,7 @@ def add_staff(merchant: Merchant, data: dict) -> User:
 # ---------------------------------------------------------------- anomaly flags
 
 
+@functools.cache
 def _flag_statement(dialect: str):
     """Raise a flag, or bring one up to `redemptions`, in one upsert that returns its id. A flag staff had
     closed opens again when the count goes past what it held; the higher count is kept."""
@@ -93,9 +95,6 @@ def _flag_statement(dialect: str):
     ).returning(flags.c.id)
 
 
-_FLAG: dict[str, object] = {}
-
-
 def flag_if_unusual(household_id: str, merchant: Merchant, count_today: int, now: datetime) -> str | None:
     """Raise (or update) the flag when a household's redemptions at a merchant today exceed the threshold;
     the flag's id, or None under the threshold.
@@ -106,11 +105,7 @@ def flag_if_unusual(household_id: str, merchant: Merchant, count_today: int, now
     threshold = current_app.config["ANOMALY_REDEMPTIONS_PER_DAY"]
     if count_today <= threshold:
         return None
-    dialect = db.session.get_bind().dialect.name
-    statement = _FLAG.get(dialect)
-    if statement is None:
-        statement = _FLAG[dialect] = _flag_statement(dialect)
-    flag_id = core(statement, {
+    flag_id = core(_flag_statement(dialect_name()), {
         "id": new_id(), "kind": "household_burst", "household_id": household_id, "merchant_id": merchant.id,
         "community_id": merchant.community_id, "day": local_date(now), "redemptions": count_today,
         "created_at": now, "updated_at": now, "resolved_at": None, "resolved_by": None,
