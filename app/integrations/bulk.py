@@ -18,9 +18,11 @@ how it is written:
 
 Does not commit.
 """
+import functools
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import String, bindparam, delete, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..accounts.cards import normalise_card
 from ..activities import bulk as approvals
@@ -31,7 +33,7 @@ from ..activities.models import RECORDER_OF_SOURCE, Action, FactorRow, FactorSet
 from ..campaigns import service as campaigns
 from ..campaigns.bulk import CampaignParts
 from ..columns import new_id, utcnow
-from ..dialect import is_in
+from ..dialect import dialect_name
 from ..district import rollups
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
@@ -212,7 +214,47 @@ class _Accepted(Exception):
 
 
 def _approved_history(actions: list[NewAction]) -> dict[tuple, list]:
-    """(household, action type, variant or "") → its last approved quantities, newest first, in one query."""
+    """(household, action type, variant or "") → its last approved quantities, newest first, in one query.
+
+    Reads at most ANOMALY_HISTORY rows per key, however long a household's history: on PostgreSQL
+    one LATERAL index scan per key; SQLite (small, embedded) ranks the keys' rows in a window.
+    """
+    keys = sorted({(a.household_id, a.action_type, a.variant or "") for a in actions})
+    if dialect_name() == "postgresql":
+        statement, params = _latest_per_key(), {"households": [k[0] for k in keys], "types": [k[1] for k in keys],
+                                                "variants": [k[2] for k in keys]}
+    else:
+        statement, params = _ranked_per_key(keys), {}
+    history: dict[tuple, list] = {}
+    for household_id, action_type, variant_, quantity in db.session.execute(statement, params):
+        history.setdefault((household_id, action_type, variant_), []).append(quantity)
+    return history
+
+
+@functools.cache
+def _latest_per_key():
+    """PostgreSQL: for each (household, type, variant) of three zipped arrays, its last approved quantities."""
+    key = (func.unnest(bindparam("households", type_=ARRAY(String)), bindparam("types", type_=ARRAY(String)),
+                       bindparam("variants", type_=ARRAY(String)))
+           .table_valued("household_id", "action_type", "variant").render_derived("k"))
+    latest = (
+        select(Action.quantity, Action.approved_at, Action.id)
+        .where(Action.household_id == key.c.household_id, Action.action_type == key.c.action_type,
+               Action.status == "approved", func.coalesce(Action.variant, "") == key.c.variant)
+        .order_by(Action.approved_at.desc(), Action.id.desc())
+        .limit(incoming.ANOMALY_HISTORY)
+        .lateral("latest")
+    )
+    return (
+        select(key.c.household_id, key.c.action_type, key.c.variant, latest.c.quantity)
+        .select_from(key.join(latest, true()))
+        .order_by(key.c.household_id, key.c.action_type, key.c.variant, latest.c.approved_at.desc(),
+                  latest.c.id.desc())
+    )
+
+
+def _ranked_per_key(keys: list[tuple]):
+    """SQLite: the keys' households' approved rows ranked newest first per key, the first ANOMALY_HISTORY."""
     variant = func.coalesce(Action.variant, "")
     rank = func.row_number().over(
         partition_by=(Action.household_id, Action.action_type, variant),
@@ -220,15 +262,10 @@ def _approved_history(actions: list[NewAction]) -> dict[tuple, list]:
     ).label("rank")
     ranked = (
         select(Action.household_id, Action.action_type, variant.label("variant"), Action.quantity, rank)
-        .where(is_in(Action.household_id, {a.household_id for a in actions}),
-               Action.action_type.in_({a.action_type for a in actions}), Action.status == "approved")
+        .where(Action.household_id.in_({k[0] for k in keys}), Action.action_type.in_({k[1] for k in keys}),
+               Action.status == "approved")
         .subquery()
     )
-    history: dict[tuple, list] = {}
-    for household_id, action_type, variant_, quantity in db.session.execute(
-        select(ranked.c.household_id, ranked.c.action_type, ranked.c.variant, ranked.c.quantity)
-        .where(ranked.c.rank <= incoming.ANOMALY_HISTORY)
-        .order_by(ranked.c.household_id, ranked.c.action_type, ranked.c.variant, ranked.c.rank)
-    ):
-        history.setdefault((household_id, action_type, variant_), []).append(quantity)
-    return history
+    return (select(ranked.c.household_id, ranked.c.action_type, ranked.c.variant, ranked.c.quantity)
+            .where(ranked.c.rank <= incoming.ANOMALY_HISTORY)
+            .order_by(ranked.c.household_id, ranked.c.action_type, ranked.c.variant, ranked.c.rank))

@@ -2,6 +2,7 @@
 import json
 import time
 from contextlib import contextmanager
+from types import SimpleNamespace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from app.campaigns.models import CampaignAward
 from app.columns import utcnow
 from app.district.models import DailyRollup, HouseholdMonth
 from app.extensions import db
-from app.integrations import service as integrations
+from app.integrations import bulk, service as integrations
 from app.ledger import service as ledger
 from app.ledger.kinds import EntryKind
 from app.ledger.models import LedgerAccount, LedgerEntry, LotUse, PointLot
@@ -241,3 +242,38 @@ def test_concurrent_batches_over_the_same_households_credit_once_within_the_caps
         assert db.session.scalar(select(func.max(CapUsage.used_milli)).where(
             CapUsage.household_id == household_id)) == 50_000
     assert ledger.verify() == []
+
+
+def test_the_anomaly_rule_weighs_only_the_last_20_approvals_of_the_same_variant(device, make_resident):
+    a, b = make_resident(), make_resident()
+
+    def days_ago(days):
+        return (utcnow() - timedelta(days=days)).astimezone(CST).isoformat()
+
+    # 25 older approvals and 20 recent ones, 5 a day (50 kg, the daily cap, at most): a's last 20 are
+    # 10 kg (median 10), b's are 2 kg (median 2); over all 45 the medians would be 2 and 10.
+    earlier = []
+    for person, older, recent in ((a, "2", "10"), (b, "10", "2")):
+        earlier += [record(f"{person.household_id}-o{i}", card_of(person), quantity=older,
+                           occurred_at=days_ago(14 - i // 5)) for i in range(25)]
+        earlier += [record(f"{person.household_id}-r{i}", card_of(person), quantity=recent,
+                           occurred_at=days_ago(6 - i // 5)) for i in range(20)]
+    # a's newest approvals are 11 of another variant: counted with paper, a's median would be 0.5 kg
+    earlier += [record(f"pet-{i}", card_of(a), variant="pet", quantity="0.5") for i in range(11)]
+    assert {r["status"] for r in integrations._ingest_records_one_by_one(device.integration, earlier)} == {"created"}
+    db.session.commit()
+    batch = [record("a-now", card_of(a), quantity="20"), record("b-now", card_of(b), quantity="20")]
+
+    one_by_one = through(integrations._ingest_records_one_by_one, device.integration, batch)
+    at_once = through(integrations.ingest_records, device.integration, batch)
+
+    assert at_once == one_by_one
+    assert one_by_one["actions"]["a-now"][1:3] == ("approved", None)  # 20 is not more than 5 x 10
+    assert one_by_one["actions"]["b-now"][1:3] == ("pending", "anomalous_quantity")  # 20 > 5 x 2
+    keys = [SimpleNamespace(household_id=p.household_id, action_type="recycling", variant=v)
+            for p in (a, b) for v in ("paper", "pet")]
+    read = bulk._approved_history(keys)  # however long the history, 20 rows a key at most, newest first
+    assert {key: len(quantities) for key, quantities in read.items()} == {
+        (a.household_id, "recycling", "paper"): 20, (a.household_id, "recycling", "pet"): 11,
+        (b.household_id, "recycling", "paper"): 20}
+    assert read[(b.household_id, "recycling", "paper")] == [Decimal(2)] * 20
