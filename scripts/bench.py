@@ -7,7 +7,8 @@ Builds a fresh PostgreSQL database (songjiang_bench), starts the app and the cei
 count, and drives both with wrk (Debian's `wrk`; Python threads without it) in this run, rows in turn:
 a pending report (POST /actions, recycling by weight: one INSERT), a self-approved credit (POST
 /actions, walking: valuation, caps, ledger transfer), redemption at many merchants and at one, a wallet
-read, and device ingestion (signed batches of 500 records). Prints req/s, p50/p99 latency, non-2xx
+read, and device ingestion (signed batches of 500 records; two batches at a time, naming the same
+households or separate ones). Prints req/s, p50/p99 latency, non-2xx
 replies and the ratio to its ceiling (a single INSERT; for redemption a guarded UPDATE + INSERT; for the
 wallet a SELECT by key). Ingestion is also given in actions per second.
 
@@ -127,13 +128,14 @@ def prepare(households: int, codes_per_household: int, walkers: int):
                               {"Authorization": f"Bearer {login(phone)}"})
         assert status == 201, reward
         merchants.append(({"Authorization": f"Bearer {login(phone)}"}, reward["id"]))
-    residents = []
+    residents, cards = [], []  # cards: every household's, for device batches over separate households
     for h in range(households):
         status, reply = call(APP_PORT, "POST", "/api/v1/auth/register",
                              {"phone": f"1360{h:07d}", "password": "bench-pass-1", "display_name": f"h{h}",
                               "community_id": community["id"]})
         assert status == 201, reply
         residents.append(({"Authorization": f"Bearer {reply['access_token']}"}, reply["household"]["id"]))
+        cards.append(reply["household"]["card_number"])
     walking = []
     for h in range(walkers):
         status, reply = call(APP_PORT, "POST", "/api/v1/auth/register",
@@ -141,6 +143,7 @@ def prepare(households: int, codes_per_household: int, walkers: int):
                               "community_id": community["id"]})
         assert status == 201, reply
         walking.append(({"Authorization": f"Bearer {reply['access_token']}"}, reply["household"]["card_number"]))
+        cards.append(reply["household"]["card_number"])
     with app.app_context():
         for _, household_id in residents:
             ledger.award(household_id, 10_000, kind="adjustment", ref_type="bench", ref_id="seed")
@@ -165,7 +168,7 @@ def prepare(households: int, codes_per_household: int, walkers: int):
         for headers, _ in residents + walking:
             conn.execute("INSERT INTO bare_wallets (owner, points) VALUES (%s, 100000) ON CONFLICT DO NOTHING",
                          (_subject(headers),))
-    return residents, codes, one_merchant, walking, device
+    return residents, codes, one_merchant, walking, cards, device
 
 
 def _subject(headers) -> str:
@@ -174,17 +177,28 @@ def _subject(headers) -> str:
     return jwt.decode(headers["Authorization"].removeprefix("Bearer "), options={"verify_signature": False})["sub"]
 
 
-def signed_batches(device: dict, cards: list[str], batches: int, size: int) -> list[tuple]:
-    """Batches of device records, each signed now (a signature is accepted once: one item per request)."""
+def signed_batches(device: dict, cards: list[str], batches: int, size: int, *, label: str,
+                   apart: bool = False) -> list[tuple]:
+    """Batches of device records, each signed now (a signature is accepted once: one item per request).
+
+    By default batch b names the next `size` cards, so batches sent together share households and wait
+    for each other's wallet locks (the worst case). `apart`: even and odd batches name households of
+    two disjoint halves of `cards` (at least 2 x `size`), as stations serving different households do.
+    """
     from app.auth import sign_request
 
     path = "/api/v1/integrations/actions"
     now = datetime.now(timezone.utc).isoformat()
+    half = len(cards) // 2
+    if apart and half < size:
+        raise SystemExit(f"--households too small for separate batches: {len(cards)} cards, {2 * size} needed")
     items = []
     for b in range(batches):
-        records = [{"external_id": f"bench-{b}-{r}", "household_card": cards[(b * size + r) % len(cards)],
+        names = ([cards[(b % 2) * half + r] for r in range(size)] if apart
+                 else [cards[(b * size + r) % len(cards)] for r in range(size)])
+        records = [{"external_id": f"bench-{label}-{b}-{r}", "household_card": card,
                     "action_type": "recycling", "variant": "paper", "quantity": "1", "unit": "kg",
-                    "occurred_at": now} for r in range(size)]
+                    "occurred_at": now} for r, card in enumerate(names)]
         body = json.dumps({"records": records})
         stamp = str(int(time.time()))
         headers = {"X-Integration-Id": device["id"], "X-Timestamp": stamp,
@@ -319,8 +333,9 @@ def main():
     app_proc = start("app:create_app()", APP_PORT, args.workers)
     bare_proc = None
     try:
-        residents, codes, one_merchant, walking, device = prepare(args.households, 15 * args.rounds,
-                                                                  args.households * args.rounds)
+        walkers = max(args.households * args.rounds, 1000 - args.households)  # 1,000 cards in all at least
+        residents, codes, one_merchant, walking, cards, device = prepare(args.households, 15 * args.rounds, walkers)
+        walking_cards = [card for _, card in walking]
         bare_proc = start("scripts.bench_bare:app", BARE_PORT, args.workers)
         now = datetime.now(timezone.utc).isoformat()
         report = {"action_type": "recycling", "variant": "paper", "quantity": "1.5", "unit": "kg", "occurred_at": now}
@@ -361,11 +376,12 @@ def main():
                 app["cycled"] = app["n"] > len(share(app_reqs))  # (the ceiling's writes may repeat)
                 rounds.append((bare, app))
             results[name] = _median_round(rounds)
-        batches = signed_batches(device, [card for _, card in walking], batches=400, size=500)
         # A batch takes seconds, not milliseconds: fewer connections, a longer run, a generous timeout.
-        ingest = (lambda: run_wrk(APP_PORT, batches, 2, args.seconds * 3, workdir, "ingest")) if use_wrk \
-            else (lambda: load(APP_PORT, batches[:20], 2))
-        results["device ingestion, batches of 500"] = (None, ingest())
+        for name, label, apart, among in (("device ingestion, shared households", "shared", False, walking_cards),
+                                          ("device ingestion, separate households", "apart", True, cards)):
+            batches = signed_batches(device, among, batches=400, size=500, label=label, apart=apart)
+            results[name] = (None, run_wrk(APP_PORT, batches, 2, args.seconds * 3, workdir, label)
+                             if use_wrk else load(APP_PORT, batches[:20], 2))
     finally:
         for proc in (app_proc, bare_proc):
             if proc:
@@ -386,8 +402,8 @@ def main():
         cycled = "*" if app.get("cycled") else " "
         print(f"{name:33}{cycled} {ceiling} {app['rps']:8.0f} {ratio} {app['p50_ms']:7.1f} {app['p99_ms']:7.1f}  "
               f"{app['failures'] or 'none'}")
-    ingest = results["device ingestion, batches of 500"][1]
-    print(f"device ingestion: {ingest['rps'] * 500:.0f} actions/s")
+    for name in ("device ingestion, shared households", "device ingestion, separate households"):
+        print(f"{name}: {results[name][1]['rps'] * 500:.0f} actions/s (batches of 500)")
 
 
 if __name__ == "__main__":
