@@ -260,9 +260,12 @@ def test_the_anomaly_rule_weighs_only_the_last_20_approvals_of_the_same_variant(
                            occurred_at=days_ago(6 - i // 5)) for i in range(20)]
     # a's newest approvals are 11 of another variant: counted with paper, a's median would be 0.5 kg
     earlier += [record(f"pet-{i}", card_of(a), variant="pet", quantity="0.5") for i in range(11)]
+    earlier += [record(f"ev-{i}", card_of(b), action_type="ev_driving", variant=None, unit="km", quantity="10")
+                for i in range(6)]  # a type without variants
     assert {r["status"] for r in integrations._ingest_records_one_by_one(device.integration, earlier)} == {"created"}
     db.session.commit()
-    batch = [record("a-now", card_of(a), quantity="20"), record("b-now", card_of(b), quantity="20")]
+    batch = [record("a-now", card_of(a), quantity="20"), record("b-now", card_of(b), quantity="20"),
+             record("ev-now", card_of(b), action_type="ev_driving", variant=None, unit="km", quantity="51")]
 
     one_by_one = through(integrations._ingest_records_one_by_one, device.integration, batch)
     at_once = through(integrations.ingest_records, device.integration, batch)
@@ -270,10 +273,12 @@ def test_the_anomaly_rule_weighs_only_the_last_20_approvals_of_the_same_variant(
     assert at_once == one_by_one
     assert one_by_one["actions"]["a-now"][1:3] == ("approved", None)  # 20 is not more than 5 x 10
     assert one_by_one["actions"]["b-now"][1:3] == ("pending", "anomalous_quantity")  # 20 > 5 x 2
+    assert one_by_one["actions"]["ev-now"][1:3] == ("pending", "anomalous_quantity")  # 51 > 5 x 10
     keys = [SimpleNamespace(household_id=p.household_id, action_type="recycling", variant=v)
             for p in (a, b) for v in ("paper", "pet")]
+    keys.append(SimpleNamespace(household_id=b.household_id, action_type="ev_driving", variant=None))
     read = bulk._approved_history(keys)  # however long the history, 20 rows a key at most, newest first
     assert {key: len(quantities) for key, quantities in read.items()} == {
         (a.household_id, "recycling", "paper"): 20, (a.household_id, "recycling", "pet"): 11,
-        (b.household_id, "recycling", "paper"): 20}
+        (b.household_id, "recycling", "paper"): 20, (b.household_id, "ev_driving", ""): 6}
     assert read[(b.household_id, "recycling", "paper")] == [Decimal(2)] * 20
