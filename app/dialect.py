@@ -35,12 +35,15 @@ def insert_ignoring_conflicts(table):
 # ---------------------------------------------------------------- many rows in one statement
 
 
-def insert_rows(table, rows: list[dict], *, skip_conflicts_on: list[str] | None = None, returning=None):
+def insert_rows(table, rows: list[dict], *, skip_conflicts_on: list[str] | None = None,
+                lock_conflicts_on: list[str] | None = None, returning=None):
     """INSERT every row (dicts with the same keys) in one statement; the result, for `returning` columns.
 
     PostgreSQL reads the rows from a single JSON parameter (`json_to_recordset`), so the statement
-    is the same text for any number of rows; SQLite runs an executemany. `skip_conflicts_on`: the
-    columns of a unique constraint whose repeats are skipped (ON CONFLICT … DO NOTHING).
+    is the same text for any number of rows; SQLite runs an executemany. Rows are written in the
+    order given. `skip_conflicts_on`: the columns of a unique constraint whose repeats are skipped
+    (ON CONFLICT … DO NOTHING); `lock_conflicts_on`: whose repeats are left as they are but locked,
+    as an UPDATE locks them (ON CONFLICT … DO UPDATE SET key = key), so every row is created or locked.
     """
     if not rows:
         return None
@@ -53,6 +56,9 @@ def insert_rows(table, rows: list[dict], *, skip_conflicts_on: list[str] | None 
         statement, params = dialect_insert(table), rows
     if skip_conflicts_on:
         statement = statement.on_conflict_do_nothing(index_elements=skip_conflicts_on)
+    elif lock_conflicts_on:
+        statement = statement.on_conflict_do_update(
+            index_elements=lock_conflicts_on, set_={key: statement.excluded[key] for key in lock_conflicts_on})
     if returning is not None:
         statement = statement.returning(*returning)
     return db.session.execute(statement, params)

@@ -20,18 +20,17 @@ from ..errors import Conflict, InsufficientPoints
 from ..extensions import db
 from .kinds import EntryKind
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
-from .service import LOCKED, _add_months, account_id, entry_hash, household_parties
+from .service import LOCKED, _add_months, account_id, entry_hash, household_parties, mark_locked
 
 WITHHELD = "Withheld against an earlier reversal"  # the reason service.award gives a withholding
 
 
 def lock_households(household_ids) -> None:
-    """Create the missing wallets and issuance shards of these households in one statement, then lock
-    them all in one (`service.lock_households`), so no account is created one by one. Does not commit."""
+    """Create or lock these households' wallets and issuance shards, all in one statement in id order,
+    as `service.lock` does one upsert row at a time (so no two transactions wait for each other in a
+    circle, and no account is created one by one). Does not commit."""
     if not household_ids:
         return
-    from . import service
-
     parties = sorted({(account_id(*p), p) for h in set(household_ids) for p in household_parties(h)})
     if db.session.info.get(LOCKED, set()).issuperset(key for key, _ in parties):
         return  # locked earlier in this transaction (an import's chunk after another)
@@ -40,8 +39,8 @@ def lock_households(household_ids) -> None:
         {"id": key, "kind": party[0], "owner_id": party[1], "shard": party[2] if len(party) > 2 else 0,
          "balance": 0, "clawback": 0, "seq": 0, "head_hash": GENESIS, "created_at": now}
         for key, party in parties
-    ], skip_conflicts_on=["id"])
-    service.lock_households(household_ids)
+    ], lock_conflicts_on=["id"])
+    mark_locked(key for key, _ in parties)
 
 
 class Journal:

@@ -199,6 +199,11 @@ def _hold(row: LedgerAccount) -> None:
     _held()[row.id] = row
 
 
+def mark_locked(account_ids) -> None:
+    """Record accounts this transaction has locked by a statement of its own (`bulk.lock_households`)."""
+    db.session.info.setdefault(LOCKED, set()).update(account_ids)
+
+
 def _forget_locks(session) -> None:
     session.info.pop(LOCKED, None)
     session.info.pop(LOCKED_ROWS, None)

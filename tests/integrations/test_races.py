@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from app.activities.models import Action
 from app.extensions import db
 from app.ledger import service as ledger
+from app.ledger.models import LedgerAccount
 from tests.integrations.conftest import balance, card_of, push, record
 
 THREADS = 20
@@ -61,4 +62,49 @@ def test_overlapping_batches_from_20_threads_credit_each_external_id_once(app, c
     for household in households:
         expected = 100 * sum(1 for external_id in sent if owner[external_id] is household)
         assert balance(client, household) == expected
+    assert ledger.verify() == []
+
+
+@pytest.mark.committing
+def test_batches_naming_new_households_in_any_order_create_each_wallet_once_without_deadlock(
+        app, client, device, make_resident):
+    # No household has a wallet yet: every batch creates or locks its wallets and issuance shards in
+    # one statement, in id order, whatever the order of its records.
+    households = [make_resident() for _ in range(12)]
+    rng = random.Random(11)
+    batches = []
+    for t in range(10):
+        named = rng.sample(households, 8)
+        batch = [record(f"new-{t}-{k}", card_of(h), quantity="1") for k, h in enumerate(named)]
+        rng.shuffle(batch)
+        batches.append((named, batch))
+    db.session.remove()
+    barrier = threading.Barrier(len(batches))
+    statuses, failures = [], []
+
+    def send(batch):
+        try:
+            with app.app_context():
+                thread_client = app.test_client()
+                barrier.wait()
+                statuses.append(push(thread_client, device, {"records": batch}).status_code)
+        except Exception as exc:  # surfaced by the assertion below
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=send, args=(batch,)) for _, batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert statuses == [200] * len(batches)
+    for household in households:
+        named_in = sum(1 for named, _ in batches if household in named)
+        assert balance(client, household) == 100 * named_in  # paper, 1 kg = 100 points per record
+    db.session.remove()
+    wallets = db.session.scalars(select(func.count()).select_from(LedgerAccount).where(
+        LedgerAccount.kind == "household",
+        LedgerAccount.owner_id.in_([h.user.household_id for h in households]))).one()
+    assert wallets == sum(1 for h in households if any(h in named for named, _ in batches))
     assert ledger.verify() == []
