@@ -18,7 +18,7 @@ from ..columns import new_id, utcnow
 from ..dialect import insert_rows, is_in, update_rows
 from ..errors import Conflict, InsufficientPoints
 from ..extensions import db
-from .kinds import EntryKind
+from .kinds import EntryKind, totals_delta
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
 from .service import LOCKED, _add_months, account_id, entry_hash, household_parties, mark_locked
 
@@ -37,7 +37,8 @@ def lock_households(household_ids) -> None:
     now = utcnow()
     insert_rows(LedgerAccount.__table__, [
         {"id": key, "kind": party[0], "owner_id": party[1], "shard": party[2] if len(party) > 2 else 0,
-         "balance": 0, "clawback": 0, "seq": 0, "head_hash": GENESIS, "created_at": now}
+         "balance": 0, "clawback": 0, "seq": 0, "head_hash": GENESIS, "earned": 0, "redeemed": 0,
+         "created_at": now}
         for key, party in parties
     ], lock_conflicts_on=["id"])
     mark_locked(key for key, _ in parties)
@@ -49,7 +50,7 @@ class Journal:
     def __init__(self, household_ids, others=()):
         """Read the accounts of these households (wallet, issuance shard) and `others` (account ids), all
         locked by this transaction, and the open lots of wallets with a clawback to withhold."""
-        self._state: dict[str, dict] = {}  # account id → balance, seq, head_hash, clawback as they move
+        self._state: dict[str, dict] = {}  # account id → balance, seq, head_hash, clawback, totals as they move
         self._entries, self._lots, self._lot_uses = [], [], []
         self._open_lots: dict[str, list[dict]] = {}  # wallets that may be debited (withholding) → open lots
         self._lot_start: dict[str, int] = {}  # existing lot id → remaining when read
@@ -60,7 +61,8 @@ class Journal:
                                           .execution_options(populate_existing=True)):
             self._state[account.id] = {"object": account, "kind": account.kind, "balance": account.balance,
                                        "seq": account.seq, "head_hash": account.head_hash,
-                                       "clawback": account.clawback, "old_seq": account.seq}
+                                       "clawback": account.clawback, "earned": account.earned,
+                                       "redeemed": account.redeemed, "old_seq": account.seq}
         owing = [key for key, state in self._state.items() if state["kind"] == "household" and state["clawback"] > 0]
         if owing:
             for lot in db.session.scalars(
@@ -125,6 +127,8 @@ class Journal:
                  "balance_after": state["balance"] + amount, "prev_hash": state["head_hash"], **fields}
         entry["hash"] = entry_hash(state["head_hash"], SimpleNamespace(**entry))
         state["balance"], state["seq"], state["head_hash"] = entry["balance_after"], entry["seq"], entry["hash"]
+        earned, redeemed = totals_delta(fields["kind"], amount)
+        state["earned"], state["redeemed"] = state["earned"] + earned, state["redeemed"] + redeemed
         self._entries.append(entry)
 
     def _consume_lots(self, key: str, amount: int, transfer_id: str) -> None:
@@ -160,12 +164,13 @@ class Journal:
             self._lot_start[lot["id"]] = lot["remaining"]
         insert_rows(LotUse.__table__, self._lot_uses)
         moved = [{"id": key, "old_seq": s["old_seq"], "balance": s["balance"], "seq": s["seq"],
-                  "head_hash": s["head_hash"], "clawback": s["clawback"]}
+                  "head_hash": s["head_hash"], "clawback": s["clawback"], "earned": s["earned"],
+                  "redeemed": s["redeemed"]}
                  for key, s in sorted(self._state.items()) if s["seq"] != s["old_seq"]]
         if update_rows(LedgerAccount.__table__, moved, match=["id"], guard={"seq": "old_seq"}) != len(moved):
             raise Conflict("The account changed concurrently; retry")
         for key, state in self._state.items():  # mirror the UPDATE on the loaded rows, as service._append does
-            for name in ("balance", "seq", "head_hash", "clawback"):
+            for name in ("balance", "seq", "head_hash", "clawback", "earned", "redeemed"):
                 set_committed_value(state["object"], name, state[name])
             state["old_seq"] = state["seq"]
         self._entries, self._lots, self._lot_uses = [], [], []

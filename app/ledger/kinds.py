@@ -39,3 +39,13 @@ class EntryKind(StrEnum):
 
 def kinds_meaning(meaning: Meaning) -> set[str]:
     return {kind.value for kind in EntryKind if kind.meaning is meaning}
+
+
+def totals_delta(kind: str, amount: int) -> tuple[int, int]:
+    """How an entry of `amount` points moves its account's (earned, redeemed) caches."""
+    meaning = EntryKind(kind).meaning
+    if meaning is Meaning.EARNING:
+        return amount, 0
+    if meaning is Meaning.REDEEMING:
+        return 0, -amount
+    return 0, 0

@@ -33,6 +33,11 @@ class LedgerAccount(db.Model):
     clawback: Mapped[int] = mapped_column(BigInteger, default=0)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     head_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+    # Caches of its entries like `balance`, kept by the same statements: the sum of its earning entries,
+    # and minus the sum of its redeeming ones (a wallet's lifetime earned and redeemed, read without
+    # summing its history).
+    earned: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    redeemed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -38,7 +38,7 @@ from ..dialect import dialect_insert_for, dialect_name
 from ..errors import Conflict, InsufficientPoints
 from ..paging import page_rows
 from ..extensions import core, db
-from .kinds import EntryKind, Meaning
+from .kinds import EntryKind, totals_delta
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
 
 SYSTEM_SHARDS = 16
@@ -83,7 +83,7 @@ def _shard(spread_key: str) -> int:
 
 def _new_account(key: str, kind: str, owner_id: str, shard: int = 0, *, created_at: datetime) -> dict:
     return {"id": key, "kind": kind, "owner_id": owner_id, "shard": shard, "balance": 0, "clawback": 0,
-            "seq": 0, "head_hash": GENESIS, "created_at": created_at}
+            "seq": 0, "head_hash": GENESIS, "earned": 0, "redeemed": 0, "created_at": created_at}
 
 
 def account_of(kind: str, owner_id: str) -> LedgerAccount:
@@ -255,7 +255,11 @@ def _move_statement(guard_debit: bool):
         update(_ACCOUNTS)
         .where(or_(debit_row, and_(a.id == bindparam("credit_id"), a.seq == bindparam("credit_seq"))))
         .values(balance=a.balance + case((is_debit, -amount), else_=amount), seq=a.seq + 1,
-                head_hash=case((is_debit, bindparam("debit_hash")), else_=bindparam("credit_hash")))
+                head_hash=case((is_debit, bindparam("debit_hash")), else_=bindparam("credit_hash")),
+                earned=a.earned + case((is_debit, bindparam("debit_earned", type_=BigInteger)),
+                                       else_=bindparam("credit_earned", type_=BigInteger)),
+                redeemed=a.redeemed + case((is_debit, bindparam("debit_redeemed", type_=BigInteger)),
+                                           else_=bindparam("credit_redeemed", type_=BigInteger)))
         .returning(a.id)
     )
 
@@ -266,20 +270,22 @@ _INSERT_ENTRIES = insert(_ENTRIES)
 
 def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry: LedgerEntry,
           credit_entry: LedgerEntry) -> None:
-    """Write both entries and move both cached balances and chain heads: two statements."""
+    """Write both entries and move both cached balances, totals and chain heads: two statements."""
+    debit_totals = totals_delta(debit_entry.kind, debit_entry.amount)
+    credit_totals = totals_delta(credit_entry.kind, credit_entry.amount)
     changed = set(core(_MOVE[debit.kind not in SYSTEM_KINDS], {
         "amount": amount, "debit_id": debit.id, "debit_seq": debit.seq, "debit_hash": debit_entry.hash,
         "credit_id": credit.id, "credit_seq": credit.seq, "credit_hash": credit_entry.hash,
+        "debit_earned": debit_totals[0], "debit_redeemed": debit_totals[1],
+        "credit_earned": credit_totals[0], "credit_redeemed": credit_totals[1],
     }).scalars())
     # Either failure leaves the caller's transaction to roll back, whatever the other row did.
     if debit.id not in changed:
         raise InsufficientPoints()
     if credit.id not in changed:
         raise Conflict("The account changed concurrently; retry")
-    for account, entry in ((debit, debit_entry), (credit, credit_entry)):
-        # Mirror the UPDATE on the kept row without making the ORM write it a second time.
-        for name, value in (("balance", entry.balance_after), ("seq", entry.seq), ("head_hash", entry.hash)):
-            set_committed_value(account, name, value)
+    for account, entry, totals in ((debit, debit_entry, debit_totals), (credit, credit_entry, credit_totals)):
+        _mirror(account, entry, totals)
     core(_INSERT_ENTRIES, [{key: getattr(entry, key) for key in _ENTRY_COLUMNS}
                            for entry in (debit_entry, credit_entry)])
 
@@ -288,24 +294,31 @@ def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime
     """Append one entry to an account's chain and move its cached balance, guarded (one side at a time;
     `transfer` writes both sides together)."""
     entry = _next_entry(account, amount, transfer_id, now, fields)
+    earned, redeemed = totals = totals_delta(entry.kind, amount)
     guard = [LedgerAccount.id == account.id, LedgerAccount.seq == account.seq]
     if account.kind not in SYSTEM_KINDS and amount < 0:
         guard.append(LedgerAccount.balance >= -amount)
     changed = db.session.execute(
         update(LedgerAccount)
         .where(*guard)
-        .values(balance=LedgerAccount.balance + amount, seq=entry.seq, head_hash=entry.hash)
+        .values(balance=LedgerAccount.balance + amount, seq=entry.seq, head_hash=entry.hash,
+                earned=LedgerAccount.earned + earned, redeemed=LedgerAccount.redeemed + redeemed)
         .execution_options(synchronize_session=False)
     ).rowcount
     if changed != 1:
         if amount < 0:
             raise InsufficientPoints()
         raise Conflict("The account changed concurrently; retry")
-    # Mirror the UPDATE on the loaded object without making the ORM write it a second time.
-    for name, value in (("balance", entry.balance_after), ("seq", entry.seq), ("head_hash", entry.hash)):
-        set_committed_value(account, name, value)
+    _mirror(account, entry, totals)
     db.session.add(entry)
     return entry
+
+
+def _mirror(account: LedgerAccount, entry: LedgerEntry, totals: tuple[int, int]) -> None:
+    """Mirror an UPDATE that appended `entry` on the kept row, without making the ORM write it again."""
+    for name, value in (("balance", entry.balance_after), ("seq", entry.seq), ("head_hash", entry.hash),
+                        ("earned", account.earned + totals[0]), ("redeemed", account.redeemed + totals[1])):
+        set_committed_value(account, name, value)
 
 
 def transfer(
@@ -484,15 +497,6 @@ def _change_clawback(wallet: LedgerAccount, delta: int) -> None:
 def wallet_summary(household_id: str) -> dict:
     """Balance, clawback, lifetime earned and redeemed, points expiring within 30 days."""
     wallet = account_of("household", household_id)
-    totals = dict(
-        db.session.execute(
-            select(LedgerEntry.kind, func.coalesce(func.sum(LedgerEntry.amount), 0))
-            .where(LedgerEntry.account_id == wallet.id)
-            .group_by(LedgerEntry.kind)
-        ).all()
-    )
-    earned = sum(int(v) for k, v in totals.items() if EntryKind(k).meaning is Meaning.EARNING)
-    redeemed = -sum(int(v) for k, v in totals.items() if EntryKind(k).meaning is Meaning.REDEEMING)
     expiring = db.session.scalar(
         select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
             PointLot.account_id == wallet.id, PointLot.remaining > 0,
@@ -502,8 +506,8 @@ def wallet_summary(household_id: str) -> dict:
     return {
         "balance": wallet.balance,
         "clawback_points": wallet.clawback,
-        "lifetime_earned": earned,
-        "lifetime_redeemed": max(redeemed, 0),
+        "lifetime_earned": wallet.earned,
+        "lifetime_redeemed": max(wallet.redeemed, 0),
         "expiring_30d": int(expiring or 0),
     }
 
@@ -524,7 +528,7 @@ def verify() -> list[str]:
         select(LedgerAccount).order_by(LedgerAccount.id).execution_options(populate_existing=True)
     ).all()
     for account in accounts:
-        prev, balance, seq = GENESIS, 0, 0
+        prev, balance, seq, earned, redeemed = GENESIS, 0, 0, 0, 0
         entries = db.session.execute(
             select(LedgerEntry).where(LedgerEntry.account_id == account.id).order_by(LedgerEntry.seq)
             .execution_options(yield_per=2000, populate_existing=True)
@@ -533,6 +537,8 @@ def verify() -> list[str]:
         for entry in entries:
             seq += 1
             balance += entry.amount
+            earned_delta, redeemed_delta = totals_delta(entry.kind, entry.amount)
+            earned, redeemed = earned + earned_delta, redeemed + redeemed_delta
             if entry.seq != seq:
                 problems.append(f"{label}: entry {entry.id} has seq {entry.seq}, expected {seq} (entry missing)")
                 seq = entry.seq
@@ -547,6 +553,9 @@ def verify() -> list[str]:
             problems.append(f"{label}: chain head differs from the account (entries removed or added)")
         if balance != account.balance:
             problems.append(f"{label}: cached balance {account.balance}, entries sum to {balance}")
+        if (earned, redeemed) != (account.earned, account.redeemed):
+            problems.append(f"{label}: cached earned/redeemed {account.earned}/{account.redeemed}, "
+                            f"entries sum to {earned}/{redeemed}")
         if account.kind == "household":
             lots = db.session.scalar(
                 select(func.coalesce(func.sum(PointLot.remaining), 0)).where(PointLot.account_id == account.id)
