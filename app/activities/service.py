@@ -7,12 +7,13 @@ command that calls them owns the transaction.
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..accounts import scopes
 from ..accounts.cards import normalise_card
 from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
+from ..district import rollups
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..qr import labelled_png
@@ -175,13 +176,10 @@ def review_queue(staff: User, *, status: str, community_id: str | None, limit: i
 
 
 def reduction_totals(household_id: str) -> dict:
-    """Grams of CO2e a household's approved actions reduced, and the verified part."""
-    total, verified = db.session.execute(
-        select(func.coalesce(func.sum(Action.reduction_g), 0),
-               func.coalesce(func.sum(Action.reduction_g).filter(Action.verified.is_(True)), 0))
-        .where(Action.household_id == household_id, Action.status == "approved")
-    ).one()
-    return {"reduction_g_total": int(total), "verified_reduction_g_total": int(verified)}
+    """Grams of CO2e a household's approved actions reduced, and the verified part (from its rollup rows,
+    kept with every approval and reversal, so the read does not grow with its history)."""
+    total, verified = rollups.household_reductions(household_id)
+    return {"reduction_g_total": total, "verified_reduction_g_total": verified}
 
 
 # ---------------------------------------------------------------- household cards

@@ -31,18 +31,23 @@ class DailyRollup(db.Model):
 
 
 class HouseholdMonth(db.Model):
-    """How many approved actions of one type a household had in one community and Asia/Shanghai month.
+    """How many approved actions of one type a household had in one community and Asia/Shanghai month,
+    and the grams of CO2e they reduced.
 
     Distinct households cannot be added up across days; counting these rows (actions > 0) gives the
-    participating households of any grouping of whole months.
+    participating households of any grouping of whole months. A household's rows add up to its
+    reduction totals (its wallet), a few rows a month however many actions it logs.
     """
 
     __tablename__ = "district_household_months"
+    __table_args__ = (Index("ix_district_household_months_household", "household_id"),)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     community_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     action_type: Mapped[str] = mapped_column(String(40), primary_key=True)
     household_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     actions: Mapped[int] = mapped_column(BigInteger, default=0)
+    reduction_g: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    verified_reduction_g: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 # ---------------------------------------------------------------- exports

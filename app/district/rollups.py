@@ -10,7 +10,7 @@ approvals. A note made inside a savepoint that is rolled back is dropped with it
 import functools
 from collections import defaultdict
 
-from sqlalchemy import bindparam, event, select, text
+from sqlalchemy import bindparam, event, func, select, text
 from sqlalchemy.orm import Session
 
 from ..dialect import dialect_insert_for
@@ -69,7 +69,8 @@ def _write_notes(session):
     days, months = _deltas(notes)
     day_rows = [{**dict(zip(_DAY_KEYS, key)), "month": key[0].strftime("%Y-%m"), **dict(zip(_DAY_SUMS, value))}
                 for key, value in sorted(days.items()) if any(value)]
-    month_rows = [{**dict(zip(_MONTH_KEYS, key)), "actions": count} for key, count in sorted(months.items()) if count]
+    month_rows = [{**dict(zip(_MONTH_KEYS, key)), **dict(zip(_MONTH_SUMS, value))}
+                  for key, value in sorted(months.items()) if any(value)]
     if len(day_rows) == 1 and len(month_rows) == 1 and session.get_bind().dialect.name == "postgresql":
         # One approval (the common case): both upserts in one statement, one round trip. Month rows are
         # only ever contended by transactions of their household, which its wallet lock serialises.
@@ -77,17 +78,18 @@ def _write_notes(session):
                                                          **{f"m_{k}": v for k, v in month_rows[0].items()}})
         return
     _upsert(session, DailyRollup, _DAY_KEYS, _DAY_SUMS, day_rows)
-    _upsert(session, HouseholdMonth, _MONTH_KEYS, ("actions",), month_rows)
+    _upsert(session, HouseholdMonth, _MONTH_KEYS, _MONTH_SUMS, month_rows)
 
 
 _DAY_KEYS = ("day", "community_id", "action_type", "variant", "factor_set")
 _DAY_SUMS = ("actions", "reduction_g", "verified_reduction_g", "points")
 _MONTH_KEYS = ("month", "community_id", "action_type", "household_id")
+_MONTH_SUMS = ("actions", "reduction_g", "verified_reduction_g")
 
 
 def _deltas(notes):
     days = defaultdict(lambda: [0, 0, 0, 0])
-    months = defaultdict(int)
+    months = defaultdict(lambda: [0, 0, 0])
     for _, action, sign in notes:
         day = local_date(action.occurred_at)
         key = (day, action.community_id, action.action_type, action.variant or "", action.factor.factor_set.code)
@@ -96,7 +98,10 @@ def _deltas(notes):
         delta[1] += sign * action.reduction_g
         delta[2] += sign * (action.reduction_g if action.verified else 0)
         delta[3] += sign * action.points
-        months[(day.strftime("%Y-%m"), action.community_id, action.action_type, action.household_id)] += sign
+        month = months[(day.strftime("%Y-%m"), action.community_id, action.action_type, action.household_id)]
+        month[0] += sign
+        month[1] += sign * action.reduction_g
+        month[2] += sign * (action.reduction_g if action.verified else 0)
     return days, months
 
 
@@ -127,7 +132,18 @@ def _upsert(session, model, keys, sums, rows) -> None:
 def _both_statement():
     """PostgreSQL: the day's upsert as a data-modifying WITH, then the month's; built once."""
     days = _upsert_statement("postgresql", DailyRollup, _DAY_KEYS, _DAY_SUMS, prefix="d_").cte("days")
-    return _upsert_statement("postgresql", HouseholdMonth, _MONTH_KEYS, ("actions",), prefix="m_").add_cte(days)
+    return _upsert_statement("postgresql", HouseholdMonth, _MONTH_KEYS, _MONTH_SUMS, prefix="m_").add_cte(days)
+
+
+def household_reductions(household_id: str) -> tuple[int, int]:
+    """Grams of CO2e a household's approved actions reduced, and the verified part: its month rows
+    added up (the notes of the open transaction are not in them yet)."""
+    total, verified = db.session.execute(
+        select(func.coalesce(func.sum(HouseholdMonth.reduction_g), 0),
+               func.coalesce(func.sum(HouseholdMonth.verified_reduction_g), 0))
+        .where(HouseholdMonth.household_id == household_id)
+    ).one()
+    return int(total), int(verified)
 
 
 # ---------------------------------------------------------------- rebuild
@@ -158,8 +174,10 @@ def rebuild() -> tuple[int, int]:
         GROUP BY {day}, a.community_id, a.action_type, COALESCE(a.variant, ''), fs.code, {month}
     """))
     db.session.execute(text(f"""
-        INSERT INTO district_household_months (month, community_id, action_type, household_id, actions)
-        SELECT {month}, a.community_id, a.action_type, a.household_id, COUNT(*)
+        INSERT INTO district_household_months (month, community_id, action_type, household_id, actions,
+                                               reduction_g, verified_reduction_g)
+        SELECT {month}, a.community_id, a.action_type, a.household_id, COUNT(*),
+               SUM(a.reduction_g), SUM(CASE WHEN a.verified THEN a.reduction_g ELSE 0 END)
         FROM actions a WHERE a.status = 'approved'
         GROUP BY {month}, a.community_id, a.action_type, a.household_id
     """))

@@ -2,10 +2,12 @@
 from datetime import timedelta
 from itertools import combinations
 
+import flask_migrate
 import pytest
 from sqlalchemy import func, select
 
 from app.activities import review, service as activities
+from app.activities.models import Action
 from app.district import rollups
 from app.district.exports import GROUP_KEYS, Cells
 from app.district.models import DailyRollup, HouseholdMonth
@@ -76,3 +78,34 @@ def test_an_approval_and_its_reversal_in_one_transaction_cancel_out(resident, ap
 
     assert db.session.scalar(select(func.coalesce(func.sum(DailyRollup.actions), 0))) == 0
     assert db.session.scalar(select(func.coalesce(func.sum(HouseholdMonth.actions), 0))) == 0
+
+
+def _approved_reductions(household_id):
+    total, verified = db.session.execute(
+        select(func.coalesce(func.sum(Action.reduction_g), 0),
+               func.coalesce(func.sum(Action.reduction_g).filter(Action.verified.is_(True)), 0))
+        .where(Action.household_id == household_id, Action.status == "approved")).one()
+    return {"reduction_g_total": total, "verified_reduction_g_total": verified}
+
+
+def test_each_wallets_reductions_are_its_approved_actions_verified_or_not_reversals_left_out(history):
+    household_ids = {action.household_id for action in history}
+
+    for household_id in household_ids:
+        expected = _approved_reductions(household_id)
+        assert activities.reduction_totals(household_id) == expected
+        assert 0 < expected["verified_reduction_g_total"] < expected["reduction_g_total"]
+
+
+@pytest.mark.committing
+def test_the_upgrade_fills_the_household_months_reductions_from_the_approved_actions(history):
+    household_ids = sorted({action.household_id for action in history})
+    kept = {h: activities.reduction_totals(h) for h in household_ids}
+    db.session.remove()
+    try:
+        flask_migrate.downgrade(revision="0008_account_totals")
+    finally:
+        flask_migrate.upgrade()
+
+    assert {h: activities.reduction_totals(h) for h in household_ids} == kept
+    assert kept == {h: _approved_reductions(h) for h in household_ids}
