@@ -29,21 +29,16 @@ def upgrade():
         month = "to_char(a.occurred_at + interval '8 hours', 'YYYY-MM')"
     else:
         month = "strftime('%Y-%m', a.occurred_at, '+8 hours')"
+
     # The rows' keys are those the rollups keep (rollups.rebuild): approved actions by Asia/Shanghai month.
-    op.execute(f"""
-        UPDATE district_household_months SET
-          reduction_g = COALESCE((SELECT SUM(a.reduction_g) FROM actions a
-                                  WHERE a.status = 'approved' AND a.household_id = district_household_months.household_id
-                                    AND a.community_id = district_household_months.community_id
-                                    AND a.action_type = district_household_months.action_type
-                                    AND {month} = district_household_months.month), 0),
-          verified_reduction_g = COALESCE((SELECT SUM(a.reduction_g) FROM actions a
-                                  WHERE a.status = 'approved' AND a.verified
-                                    AND a.household_id = district_household_months.household_id
-                                    AND a.community_id = district_household_months.community_id
-                                    AND a.action_type = district_household_months.action_type
-                                    AND {month} = district_household_months.month), 0)
-    """)
+    def grams(verified_only):
+        return f"""COALESCE((SELECT SUM(a.reduction_g) FROM actions a
+                   WHERE a.status = 'approved' {'AND a.verified' if verified_only else ''}
+                     AND a.household_id = m.household_id AND a.community_id = m.community_id
+                     AND a.action_type = m.action_type AND {month} = m.month), 0)"""
+
+    op.execute(f"UPDATE district_household_months AS m SET reduction_g = {grams(False)}, "
+               f"verified_reduction_g = {grams(True)}")
 
 
 def downgrade():
