@@ -17,20 +17,25 @@ from ..extensions import db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
 from . import leaderboard
-from .models import Campaign, CampaignActionType, CampaignAward, CampaignCommunity
-from .service import cut_part, uncut_part
+from .models import Campaign, CampaignAward, CampaignCommunity
+from .service import action_types_of, counts_any, cut_part, uncut_part
 
 
 class CampaignParts:
     """The campaigns that may pay parts of a batch's approvals, and the awards they pay."""
 
-    def __init__(self, community_ids, household_ids, now):
-        self._campaigns = list(db.session.scalars(
+    def __init__(self, community_ids, household_ids, now, kinds: set[tuple[str, str]]):
+        """The active campaigns of these communities that count any of these `kinds` of action
+        ((action_type, variant or ""), a superset of the batch's approvals: those
+        `service.lock_for_households` locked)."""
+        campaigns = list(db.session.scalars(
             select(Campaign).where(Campaign.status == "active", Campaign.ends_at > now, Campaign.id.in_(
                 select(CampaignCommunity.campaign_id).where(CampaignCommunity.community_id.in_(set(community_ids)))))
             .order_by(Campaign.starts_at, Campaign.id).options(lazyload("*"))
             .execution_options(populate_existing=True)))
         self._awards: list[dict] = []
+        self._types = action_types_of([c.id for c in campaigns]) if campaigns else {}
+        self._campaigns = [c for c in campaigns if counts_any(self._types[c.id], kinds)]
         if not self._campaigns:
             return
         ids = [c.id for c in self._campaigns]
@@ -38,15 +43,11 @@ class CampaignParts:
             # Locked up front by service.lock_for_households; one activated since is locked now, as
             # apply_campaigns would.
             ledger.lock(*[("campaign", campaign_id) for campaign_id in ids])
-        self._communities, self._types = {}, {}
+        self._communities = {}
         for campaign_id, community_id in db.session.execute(
                 select(CampaignCommunity.campaign_id, CampaignCommunity.community_id)
                 .where(CampaignCommunity.campaign_id.in_(ids))):
             self._communities.setdefault(campaign_id, set()).add(community_id)
-        for campaign_id, action_type, variant in db.session.execute(
-                select(CampaignActionType.campaign_id, CampaignActionType.action_type, CampaignActionType.variant)
-                .where(CampaignActionType.campaign_id.in_(ids))):
-            self._types.setdefault(campaign_id, set()).add((action_type, variant))
         capped = [c.id for c in self._campaigns if c.per_household_cap is not None]
         self._held = {(campaign_id, household_id): int(points) for campaign_id, household_id, points in (
             db.session.execute(

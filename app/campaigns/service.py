@@ -401,26 +401,46 @@ def _record(campaign_id: str, kind: str, household_id: str, points: int, **field
     return award
 
 
-def lock_for_households(household_ids) -> None:
-    """Lock, in one statement, the accounts of the active campaigns of these households' communities.
+def lock_for_households(household_ids, kinds: set[tuple[str, str]] | None = None) -> None:
+    """Lock, in one statement, the accounts of the active campaigns of these households' communities
+    that count any of these `kinds` of action ((action_type, variant or ""); None: every kind).
 
     For a transaction approving actions of several households (an integration batch): locked up
     front, after the wallets, every later campaign part finds its account already locked, so two
-    batches cannot take campaign accounts in opposite orders. Does not commit.
+    batches cannot take campaign accounts in opposite orders; a campaign that cannot pay a part of
+    the batch is left unlocked, so batches it has nothing to do with do not wait for each other on
+    it. Does not commit.
     """
     from ..accounts.models import Household
 
     households = sorted(set(household_ids))
     if not households:
         return
-    ids = db.session.scalars(
+    ids = set(db.session.scalars(
         select(Campaign.id).distinct()
         .join(CampaignCommunity, CampaignCommunity.campaign_id == Campaign.id)
         .join(Household, Household.community_id == CampaignCommunity.community_id)
         .where(Household.id.in_(households), Campaign.status == "active", Campaign.ends_at > utcnow())
-    ).all()
+    ))
+    if ids and kinds is not None:
+        ids = {campaign_id for campaign_id, types in action_types_of(ids).items() if counts_any(types, kinds)}
     if ids:
         ledger.lock(*[("campaign", cid) for cid in sorted(ids)])
+
+
+def action_types_of(campaign_ids) -> dict[str, set[tuple[str, str]]]:
+    """Each campaign's (action_type, variant) pairs; variant "" counts every variant of the type."""
+    types: dict[str, set[tuple[str, str]]] = {campaign_id: set() for campaign_id in campaign_ids}
+    for campaign_id, action_type, variant in db.session.execute(
+            select(CampaignActionType.campaign_id, CampaignActionType.action_type, CampaignActionType.variant)
+            .where(CampaignActionType.campaign_id.in_(list(types)))):
+        types[campaign_id].add((action_type, variant))
+    return types
+
+
+def counts_any(types: set[tuple[str, str]], kinds) -> bool:
+    """Whether a campaign of these action `types` counts an action of any of these (action_type, variant)."""
+    return any((action_type, "") in types or (action_type, variant) in types for action_type, variant in kinds)
 
 
 def preview_campaign_points(valued: list[tuple[Action, int]]) -> dict[str, int]:

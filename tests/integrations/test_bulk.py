@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from app.activities.models import Action, CapUsage
 from app.auth import sign_request
@@ -200,6 +201,35 @@ def test_a_batch_of_500_takes_as_few_statements_as_a_batch_of_50(device, make_re
     assert len(results) == 500 and [r["status"] for r in results].count("created") == 497
     assert len(large) == len(small) <= STATEMENT_BUDGET
     assert ledger.verify() == []
+
+
+@pytest.mark.committing
+def test_a_batch_locks_only_the_campaigns_that_may_count_its_records(device, make_resident, campaign_of):
+    paper, pet = campaign_of(), campaign_of(name="塑料瓶回收周", action_types=["recycling:pet"])
+    households = [make_resident() for _ in range(3)]
+    paper_account, pet_account = (ledger.account_id("campaign", c.id) for c in (paper, pet))
+
+    def held_by_another_transaction(account_id) -> bool:
+        if db.engine.dialect.name != "postgresql":  # SQLite locks the whole database: no row to ask about
+            return account_id in db.session.info.get(ledger.LOCKED, set())
+        with db.engine.connect() as other:
+            try:
+                other.exec_driver_sql(f"SELECT id FROM ledger_accounts WHERE id = '{account_id}' FOR UPDATE NOWAIT")
+                return False
+            except OperationalError:
+                return True
+
+    results = integrations.ingest_records(device.integration, [
+        record(f"pet-{i}", card_of(h), variant="pet", quantity="0.5") for i, h in enumerate(households)])
+
+    assert [r["status"] for r in results] == ["created"] * 3
+    assert held_by_another_transaction(pet_account)
+    assert not held_by_another_transaction(paper_account)  # a batch of paper records could run beside it
+    db.session.rollback()
+
+    integrations.ingest_records(device.integration, [record("p-1", card_of(households[0]))])
+    assert held_by_another_transaction(paper_account) and not held_by_another_transaction(pet_account)
+    db.session.rollback()
 
 
 # ---------------------------------------------------------------- races
