@@ -61,7 +61,9 @@ def ingest_records(integration, records: list) -> list[dict]:
 def _record(integration, parsed, households, checked, concurrent: set[str]) -> list[dict]:
     household_ids = sorted(h.id for h in households.values())
     kinds = {(data["action_type"], data["variant"] or "") for _, data, _ in parsed if data}
-    ledger_bulk.lock_households(household_ids)
+    # The issuance shard that pays this batch: another batch most likely takes another one.
+    issuance_key = f'{integration.id}:{min((data["external_id"] for _, data, _ in parsed if data), default="")}'
+    ledger_bulk.lock_households(household_ids, issuance_key)
     campaigns.lock_for_households(household_ids, kinds)  # then the accounts of campaigns these may count towards
     received = incoming.received_external_ids(
         integration.id, {data["external_id"] for _, data, _ in parsed if data}) | concurrent
@@ -95,7 +97,7 @@ def _record(integration, parsed, households, checked, concurrent: set[str]) -> l
     actions = [action for _, action in new]
     caps = approvals.CapBook(actions)
     parts = CampaignParts({h.community_id for h in households.values()}, household_ids, now, kinds)
-    journal = ledger_bulk.Journal(household_ids, parts.account_ids)
+    journal = ledger_bulk.Journal(household_ids, issuance_key, parts.account_ids)
     history = _approved_history(actions)
     approved = []
     for action in actions:

@@ -20,18 +20,22 @@ from ..errors import Conflict, InsufficientPoints
 from ..extensions import db
 from .kinds import EntryKind, totals_delta
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
-from .service import LOCKED, _add_months, account_id, entry_hash, household_parties, mark_locked
+from .service import LOCKED, _add_months, account_id, entry_hash, issuance_party, mark_locked
 
 WITHHELD = "Withheld against an earlier reversal"  # the reason service.award gives a withholding
 
 
-def lock_households(household_ids) -> None:
-    """Create or lock these households' wallets and issuance shards, all in one statement in id order,
-    as `service.lock` does one upsert row at a time (so no two transactions wait for each other in a
-    circle, and no account is created one by one). Does not commit."""
+def lock_households(household_ids, issuance_key: str) -> None:
+    """Create or lock these households' wallets and the batch's issuance shard (picked by
+    `issuance_key`), all in one statement in id order, as `service.lock` does one upsert row at a time
+    (so no two transactions wait for each other in a circle, and no account is created one by one).
+
+    One shard pays the whole batch, not each household's own: issuance is one account kept in shards,
+    and a batch naming hundreds of households would otherwise lock every shard, so that no two
+    batches could run side by side. Does not commit."""
     if not household_ids:
         return
-    parties = sorted({(account_id(*p), p) for h in set(household_ids) for p in household_parties(h)})
+    parties = sorted({(account_id(*p), p) for p in _batch_parties(household_ids, issuance_key)})
     if db.session.info.get(LOCKED, set()).issuperset(key for key, _ in parties):
         return  # locked earlier in this transaction (an import's chunk after another)
     now = utcnow()
@@ -44,17 +48,23 @@ def lock_households(household_ids) -> None:
     mark_locked(key for key, _ in parties)
 
 
+def _batch_parties(household_ids, issuance_key: str) -> list[tuple]:
+    return [("household", h) for h in set(household_ids)] + [issuance_party(issuance_key)]
+
+
 class Journal:
     """Transfers between accounts this transaction has locked, chained in memory until `write`."""
 
-    def __init__(self, household_ids, others=()):
-        """Read the accounts of these households (wallet, issuance shard) and `others` (account ids), all
-        locked by this transaction, and the open lots of wallets with a clawback to withhold."""
+    def __init__(self, household_ids, issuance_key: str, others=()):
+        """Read the accounts of these households (wallets), the batch's issuance shard and `others`
+        (account ids), all locked by this transaction (`lock_households` with the same `issuance_key`),
+        and the open lots of wallets with a clawback to withhold."""
+        self._issuance = account_id(*issuance_party(issuance_key))
         self._state: dict[str, dict] = {}  # account id → balance, seq, head_hash, clawback, totals as they move
         self._entries, self._lots, self._lot_uses = [], [], []
         self._open_lots: dict[str, list[dict]] = {}  # wallets that may be debited (withholding) → open lots
         self._lot_start: dict[str, int] = {}  # existing lot id → remaining when read
-        keys = {account_id(*party) for h in set(household_ids) for party in household_parties(h)} | set(others)
+        keys = {account_id(*party) for party in _batch_parties(household_ids, issuance_key)} | set(others)
         held = db.session.info.get(LOCKED, set())
         assert held.issuperset(keys), "ledger accounts read for writing without their lock"
         for account in db.session.scalars(select(LedgerAccount).where(is_in(LedgerAccount.id, keys))
@@ -85,11 +95,11 @@ class Journal:
 
     def award(self, household_id: str, amount: int, *, kind: str, ref_type: str, ref_id: str, at,
               actor_id: str | None = None, source: str | None = None) -> int:
-        """`service.award`: credit a household from its issuance shard (or the `source` account id),
-        withholding any outstanding clawback; returns the points that reached the wallet."""
+        """`service.award`: credit a household from the batch's issuance shard (or the `source` account
+        id), withholding any outstanding clawback; returns the points that reached the wallet."""
         if amount <= 0:
             return 0
-        wallet, issuance = (account_id(*party) for party in household_parties(household_id))
+        wallet, issuance = account_id("household", household_id), self._issuance
         self._transfer(source or issuance, wallet, amount, kind, ref_type, ref_id, actor_id, None, at)
         owed = self._account(wallet)["clawback"]
         if owed <= 0:

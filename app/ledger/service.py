@@ -93,7 +93,12 @@ def account_of(kind: str, owner_id: str) -> LedgerAccount:
 
 def household_parties(household_id: str) -> list[tuple]:
     """The accounts a credit to a household touches: its wallet and its issuance shard."""
-    return [("household", household_id), ("issuance", SYSTEM_OWNER, _shard(household_id))]
+    return [("household", household_id), issuance_party(household_id)]
+
+
+def issuance_party(spread_key: str) -> tuple:
+    """The issuance shard a stable hash of `spread_key` picks (a household's id, or a batch's key)."""
+    return ("issuance", SYSTEM_OWNER, _shard(spread_key))
 
 
 def lock_households(household_ids, *others: tuple) -> None:
