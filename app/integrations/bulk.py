@@ -4,13 +4,15 @@ The outcome of every record is the one the one-by-one path (`service._ingest_rec
 `activities.record_action` per record, in external_id order) gives: the same statuses and error
 messages, duplicates (earlier batches, earlier in this batch, a concurrent batch), the anomaly
 rule against the household's last approved quantities (approvals earlier in the batch included),
-caps counted in that order, the same valuation, ledger chains and campaign parts. What changes is
-how it is written:
+caps counted in that order, the same valuation, ledger chains and campaign parts (one issuance shard
+pays the batch, where one by one each household's would: issuance is one account kept in shards).
+What changes is how it is written:
 
 1. validate: parse each record, find the factor rows in force (two queries for the batch; a record
    that fails is checked again by `record_action` itself, so its errors are word for word the same);
-2. lock, in one pass each, as the one-by-one path: wallets and issuance shards (created first if
-   missing, one statement), then campaign accounts; then read which external ids were received;
+2. lock, in one pass each, as the one-by-one path: wallets and the batch's issuance shard (created
+   if missing, one statement), then the accounts of the campaigns that may count its records' kinds;
+   then read which external ids were received;
 3. value in memory, in external_id order: anomaly history (one query), cap usage (one locking
    query), the ledger journal and campaign parts, from state read once under those locks;
 4. write with one statement per table: actions (a repeat stored concurrently is skipped, and the

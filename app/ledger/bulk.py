@@ -5,8 +5,9 @@ account is locked up front in one pass (`lock_households`, in id order, as `serv
 a `Journal` then chains the transfers in memory, in the order they are made, from the locked
 balances, sequence numbers and chain heads, and `Journal.write` appends all the entries, lots and
 lot uses and moves every account with one statement each. The entries, hashes, lots and
-clawback withholdings are those `service.award` would have written one by one, so `verify()`
-finds the same chains. Nothing here commits.
+clawback withholdings are those `service.award` would have written one by one, but for the
+issuance side: one shard pays the whole batch (`lock_households`), where one by one each
+household's own shard would. `verify()` checks the chains the same way. Nothing here commits.
 """
 from types import SimpleNamespace
 
