@@ -93,15 +93,11 @@ def _deltas(notes):
     for _, action, sign in notes:
         day = local_date(action.occurred_at)
         key = (day, action.community_id, action.action_type, action.variant or "", action.factor.factor_set.code)
-        delta = days[key]
-        delta[0] += sign
-        delta[1] += sign * action.reduction_g
-        delta[2] += sign * (action.reduction_g if action.verified else 0)
-        delta[3] += sign * action.points
-        month = months[(day.strftime("%Y-%m"), action.community_id, action.action_type, action.household_id)]
-        month[0] += sign
-        month[1] += sign * action.reduction_g
-        month[2] += sign * (action.reduction_g if action.verified else 0)
+        grams = sign * action.reduction_g
+        counted = (sign, grams, grams if action.verified else 0)  # actions, reduction_g, verified_reduction_g
+        days[key] = [total + delta for total, delta in zip(days[key], (*counted, sign * action.points))]
+        month = (day.strftime("%Y-%m"), action.community_id, action.action_type, action.household_id)
+        months[month] = [total + delta for total, delta in zip(months[month], counted)]
     return days, months
 
 

@@ -63,12 +63,12 @@ def ingest_records(integration, records: list) -> list[dict]:
 def _record(integration, parsed, households, checked, concurrent: set[str]) -> list[dict]:
     household_ids = sorted(h.id for h in households.values())
     kinds = {(data["action_type"], data["variant"] or "") for _, data, _ in parsed if data}
+    external_ids = {data["external_id"] for _, data, _ in parsed if data}
     # The issuance shard that pays this batch: another batch most likely takes another one.
-    issuance_key = f'{integration.id}:{min((data["external_id"] for _, data, _ in parsed if data), default="")}'
+    issuance_key = f"{integration.id}:{min(external_ids, default='')}"
     ledger_bulk.lock_households(household_ids, issuance_key)
     campaigns.lock_for_households(household_ids, kinds)  # then the accounts of campaigns these may count towards
-    received = incoming.received_external_ids(
-        integration.id, {data["external_id"] for _, data, _ in parsed if data}) | concurrent
+    received = incoming.received_external_ids(integration.id, external_ids) | concurrent
 
     now = utcnow()
     results: list[dict | None] = [None] * len(parsed)
