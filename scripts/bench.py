@@ -330,6 +330,7 @@ def main():
     parser.add_argument("--households", type=int, default=300)
     parser.add_argument("--requests", type=int, default=3000, help="requests per row without wrk")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each row, ceiling and app in turn")
+    parser.add_argument("--only", help="run only the rows whose name contains this (e.g. credit, ingestion)")
     args = parser.parse_args()
     use_wrk = shutil.which("wrk") is not None
     fresh_database()
@@ -370,6 +371,8 @@ def main():
         drive = (lambda port, reqs, label: run_wrk(port, reqs, args.clients, args.seconds, workdir, label)) \
             if use_wrk else (lambda port, reqs, label: load(port, reqs[:args.requests], args.clients))
         drive(BARE_PORT, rows["pending report"][1][:500], "warm")
+        if args.only:
+            rows = {name: row for name, row in rows.items() if args.only in name}
         for name, (bare_port, bare_reqs, app_port, app_reqs) in rows.items():
             rounds = []
             for r in range(args.rounds):
@@ -384,6 +387,8 @@ def main():
                 ("device ingestion, shared households", "shared", False, walking_cards, "paper"),
                 ("device ingestion, separate households", "apart", True, cards, "paper"),
                 ("device ingestion, separate, no campaign", "pet", True, cards, "pet")):
+            if args.only and args.only not in name:
+                continue
             batches = signed_batches(device, among, batches=400, size=500, label=label, apart=apart, variant=variant)
             results[name] = (None, run_wrk(APP_PORT, batches, 2, args.seconds * 3, workdir, label)
                              if use_wrk else load(APP_PORT, batches[:20], 2))
