@@ -131,14 +131,17 @@ def _both_statement():
     return _upsert_statement("postgresql", HouseholdMonth, _MONTH_KEYS, _MONTH_SUMS, prefix="m_").add_cte(days)
 
 
+_HOUSEHOLD_REDUCTIONS = (
+    select(func.coalesce(func.sum(HouseholdMonth.__table__.c.reduction_g), 0),
+           func.coalesce(func.sum(HouseholdMonth.__table__.c.verified_reduction_g), 0))
+    .where(HouseholdMonth.__table__.c.household_id == bindparam("household_id"))
+)
+
+
 def household_reductions(household_id: str) -> tuple[int, int]:
     """Grams of CO2e a household's approved actions reduced, and the verified part: its month rows
-    added up (the notes of the open transaction are not in them yet)."""
-    total, verified = db.session.execute(
-        select(func.coalesce(func.sum(HouseholdMonth.reduction_g), 0),
-               func.coalesce(func.sum(HouseholdMonth.verified_reduction_g), 0))
-        .where(HouseholdMonth.household_id == household_id)
-    ).one()
+    added up (the notes of the open transaction are not in them yet). One pre-built Core statement."""
+    total, verified = db.session.connection().execute(_HOUSEHOLD_REDUCTIONS, {"household_id": household_id}).one()
     return int(total), int(verified)
 
 

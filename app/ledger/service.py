@@ -499,20 +499,33 @@ def _change_clawback(wallet: LedgerAccount, delta: int) -> None:
 # ---------------------------------------------------------------- reading
 
 
+def _wallet_statement():
+    """The wallet's cached figures and its points expiring before `soon`, in one statement (no row for a
+    household that has never been credited)."""
+    a, lots = _ACCOUNTS.c, _LOTS.c
+    expiring = (select(func.coalesce(func.sum(lots.remaining), 0))
+                .where(lots.account_id == a.id, lots.remaining > 0, lots.expires_at <= bindparam("soon"))
+                .scalar_subquery())
+    return select(a.balance, a.clawback, a.earned, a.redeemed, expiring).where(a.id == bindparam("id"))
+
+
+_WALLET = _wallet_statement()
+
+
 def wallet_summary(household_id: str) -> dict:
-    """Balance, clawback, lifetime earned and redeemed, points expiring within 30 days."""
-    wallet = account_of("household", household_id)
-    expiring = db.session.scalar(
-        select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
-            PointLot.account_id == wallet.id, PointLot.remaining > 0,
-            PointLot.expires_at <= utcnow() + timedelta(days=30),
-        )
-    )
+    """Balance, clawback, lifetime earned and redeemed, points expiring within 30 days.
+
+    One pre-built statement; a household never credited has an empty wallet (reading creates nothing).
+    """
+    db.session.flush()  # lots this session changed (a restore) are read as changed; free when none
+    row = core(_WALLET, {"id": account_id("household", household_id),
+                         "soon": utcnow() + timedelta(days=30)}).first()
+    balance, clawback, earned, redeemed, expiring = row if row is not None else (0, 0, 0, 0, 0)
     return {
-        "balance": wallet.balance,
-        "clawback_points": wallet.clawback,
-        "lifetime_earned": wallet.earned,
-        "lifetime_redeemed": max(wallet.redeemed, 0),
+        "balance": balance,
+        "clawback_points": clawback,
+        "lifetime_earned": earned,
+        "lifetime_redeemed": max(redeemed, 0),
         "expiring_30d": int(expiring or 0),
     }
 

@@ -313,6 +313,27 @@ def test_wallet_summary_counts_earned_redeemed_and_expiring(resident, wallet, me
                        "expiring_30d": 10}
 
 
+def test_wallet_summary_reads_a_restore_the_session_has_not_flushed(resident, wallet, merchant_account):
+    credit_lot(wallet, 30, 10)
+    spend = ledger.transfer(wallet, merchant_account, 10, kind="redemption", ref_type="t", ref_id="1")
+    ledger.transfer(merchant_account, wallet, 4, kind="redemption_void", ref_type="t", ref_id="1", restores=spend.id)
+
+    summary = ledger.wallet_summary(resident.household_id)
+
+    assert (summary["balance"], summary["expiring_30d"]) == (24, 24)  # 30 - 10 + 4, the lot given back
+
+
+def test_a_wallet_never_credited_reads_as_empty_and_is_not_created_by_the_read():
+    household_id = new_id()  # no wallet yet
+    accounts = db.session.scalar(select(func.count()).select_from(LedgerAccount))
+
+    summary = ledger.wallet_summary(household_id)
+
+    assert summary == {"balance": 0, "clawback_points": 0, "lifetime_earned": 0, "lifetime_redeemed": 0,
+                       "expiring_30d": 0}
+    assert db.session.scalar(select(func.count()).select_from(LedgerAccount)) == accounts
+
+
 def test_entries_page_walks_newest_first_without_gaps(resident, wallet):
     for _ in range(5):
         fund(resident.household_id, 1)
