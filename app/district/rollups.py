@@ -131,16 +131,21 @@ def _both_statement():
     return _upsert_statement("postgresql", HouseholdMonth, _MONTH_KEYS, _MONTH_SUMS, prefix="m_").add_cte(days)
 
 
-_HOUSEHOLD_REDUCTIONS = (
-    select(func.coalesce(func.sum(HouseholdMonth.__table__.c.reduction_g), 0),
-           func.coalesce(func.sum(HouseholdMonth.__table__.c.verified_reduction_g), 0))
-    .where(HouseholdMonth.__table__.c.household_id == bindparam("household_id"))
+_MONTHS = HouseholdMonth.__table__.c
+# A household's reductions (by `household_id`), labelled by their reply fields: its month rows added up.
+REDUCTION_COLUMNS = tuple(
+    func.coalesce(select(func.sum(column)).where(_MONTHS.household_id == bindparam("household_id"))
+                  .scalar_subquery(), 0).label(label)
+    for column, label in ((_MONTHS.reduction_g, "reduction_g_total"),
+                          (_MONTHS.verified_reduction_g, "verified_reduction_g_total"))
 )
+_HOUSEHOLD_REDUCTIONS = select(*REDUCTION_COLUMNS)
 
 
 def household_reductions(household_id: str) -> tuple[int, int]:
     """Grams of CO2e a household's approved actions reduced, and the verified part: its month rows
-    added up (the notes of the open transaction are not in them yet). One pre-built Core statement."""
+    added up (the notes of the open transaction are not in them yet). One pre-built Core statement;
+    `GET /wallet` reads REDUCTION_COLUMNS in the wallet's own statement."""
     total, verified = db.session.connection().execute(_HOUSEHOLD_REDUCTIONS, {"household_id": household_id}).one()
     return int(total), int(verified)
 

@@ -1,8 +1,8 @@
 """The household wallet: balance and entries."""
 
-from ..blueprint import Blueprint
-from ..activities import service as activities
 from ..auth import current_user, require_auth
+from ..blueprint import Blueprint
+from ..district import rollups
 from ..paging import decode_cursor, page
 from ..schemas import PageQuery
 from . import service
@@ -17,8 +17,9 @@ bp = Blueprint("wallet", __name__, description="Household wallet and its ledger 
 def wallet():
     """My household's points, reductions and what expires soon"""
     household_id = current_user().household_id
-    return {"household_id": household_id, **service.wallet_summary(household_id),
-            **activities.reduction_totals(household_id)}
+    # One statement: the wallet's figures and the household's reductions.
+    return {"household_id": household_id,
+            **service.wallet_summary(household_id, rollups.REDUCTION_COLUMNS, {"household_id": household_id})}
 
 
 @bp.route("/wallet/entries", methods=["GET"])

@@ -499,35 +499,43 @@ def _change_clawback(wallet: LedgerAccount, delta: int) -> None:
 # ---------------------------------------------------------------- reading
 
 
-def _wallet_statement():
-    """The wallet's cached figures and its points expiring before `soon`, in one statement (no row for a
-    household that has never been credited)."""
+def _wallet_columns() -> tuple:
+    """The wallet's cached figures and its points expiring before `soon`, labelled by their reply fields:
+    scalar subqueries on the wallet's row (by `wallet_id`), so a household never credited reads as 0."""
     a, lots = _ACCOUNTS.c, _LOTS.c
+    wallet_id = bindparam("wallet_id")
+
+    def cached(column, label):
+        return func.coalesce(select(column).where(a.id == wallet_id).scalar_subquery(), 0).label(label)
+
     expiring = (select(func.coalesce(func.sum(lots.remaining), 0))
-                .where(lots.account_id == a.id, lots.remaining > 0, lots.expires_at <= bindparam("soon"))
+                .where(lots.account_id == wallet_id, lots.remaining > 0, lots.expires_at <= bindparam("soon"))
                 .scalar_subquery())
-    return select(a.balance, a.clawback, a.earned, a.redeemed, expiring).where(a.id == bindparam("id"))
+    return (cached(a.balance, "balance"), cached(a.clawback, "clawback_points"), cached(a.earned, "lifetime_earned"),
+            cached(a.redeemed, "lifetime_redeemed"), func.coalesce(expiring, 0).label("expiring_30d"))
 
 
-_WALLET = _wallet_statement()
+_WALLET_COLUMNS = _wallet_columns()
 
 
-def wallet_summary(household_id: str) -> dict:
+@functools.cache
+def _wallet_statement(more: tuple):
+    return select(*_WALLET_COLUMNS, *more)
+
+
+def wallet_summary(household_id: str, more: tuple = (), more_params: dict | None = None) -> dict:
     """Balance, clawback, lifetime earned and redeemed, points expiring within 30 days.
 
-    One pre-built statement; a household never credited has an empty wallet (reading creates nothing).
+    One pre-built statement, always one row; reading creates nothing. `more`: further labelled scalar
+    columns (a module's constant tuple, so the statement is built once) read in the same statement,
+    with their parameters; their values are added to the reply as whole numbers.
     """
     db.session.flush()  # lots this session changed (a restore) are read as changed; free when none
-    row = core(_WALLET, {"id": account_id("household", household_id),
-                         "soon": utcnow() + timedelta(days=30)}).first()
-    balance, clawback, earned, redeemed, expiring = row if row is not None else (0, 0, 0, 0, 0)
-    return {
-        "balance": balance,
-        "clawback_points": clawback,
-        "lifetime_earned": earned,
-        "lifetime_redeemed": max(redeemed, 0),
-        "expiring_30d": int(expiring or 0),
-    }
+    row = core(_wallet_statement(more), {"wallet_id": account_id("household", household_id),
+                                         "soon": utcnow() + timedelta(days=30), **(more_params or {})}).one()
+    figures = {key: int(value) for key, value in row._mapping.items()}
+    figures["lifetime_redeemed"] = max(figures["lifetime_redeemed"], 0)
+    return figures
 
 
 def entries_page(account_id: str, limit: int, cursor: tuple[datetime, str] | None):
