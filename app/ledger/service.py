@@ -518,7 +518,7 @@ def _wallet_columns() -> tuple:
 _WALLET_COLUMNS = _wallet_columns()
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)  # keyed by the columns' identity: callers pass module constants
 def _wallet_statement(more: tuple):
     return select(*_WALLET_COLUMNS, *more)
 
