@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import jwt
 from flask import current_app, g, request
-from sqlalchemy import event, inspect, select
+from sqlalchemy import bindparam, event, inspect, select
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from .columns import new_id, utcnow
@@ -183,13 +183,59 @@ def _load_user():
         g.session_id = claims["sid"]
         return db.session.merge(cached, load=False)  # into this request's session, without a read
     generation = login_cache.generation
-    user = session_user(claims["sid"], claims["sub"])
-    if user is None:
+    if seconds <= 0:
+        user = session_user(claims["sid"], claims["sub"])
+        if user is None:
+            raise Unauthenticated("This login has ended")
+        g.session_id = claims["sid"]
+        return user
+    copy = _session_user_copy(claims["sid"], claims["sub"])
+    if copy is None:
         raise Unauthenticated("This login has ended")
     g.session_id = claims["sid"]
-    if seconds > 0:
-        login_cache.put(claims["sid"], _detached_copy(user), seconds, generation)
-    return user
+    login_cache.put(claims["sid"], copy, seconds, generation)
+    return db.session.merge(copy, load=False)
+
+
+@functools.cache
+def _session_user_statement():
+    from .accounts.models import Household, LoginSession, User
+
+    users, households, logins = User.__table__, Household.__table__, LoginSession.__table__
+    return (
+        select(*users.c, *[column.label(f"household__{column.key}") for column in households.c])
+        .select_from(users.join(logins, logins.c.user_id == users.c.id)
+                     .outerjoin(households, households.c.id == users.c.household_id))
+        .where(logins.c.id == bindparam("session_id"), logins.c.user_id == bindparam("user_id"),
+               logins.c.revoked_at.is_(None))
+    )
+
+
+def _session_user_copy(session_id: str, user_id: str):
+    """`session_user` for a bearer token, read with one Core statement into the detached copy the login
+    cache keeps (a cache miss costs one statement, without the ORM's load of the user and household)."""
+    from .accounts.models import Household, StaffCommunity, User
+
+    row = db.session.connection().execute(_session_user_statement(),
+                                          {"session_id": session_id, "user_id": user_id}).first()
+    if row is None:
+        return None
+    values = row._mapping
+    household = None
+    if values["household__id"] is not None:
+        household = _detached(Household, {column.key: values[f"household__{column.key}"]
+                                          for column in Household.__table__.c})
+    related = {"household": household}
+    if values["role"] == "community_staff":  # the only role whose scope reads them
+        related["staff_communities"] = [_detached(StaffCommunity, dict(r._mapping)) for r in db.session.connection().execute(
+            select(StaffCommunity.__table__).where(StaffCommunity.__table__.c.user_id == user_id))]
+    return _detached(User, {column.key: values[column.key] for column in User.__table__.c}, **related)
+
+
+def _detached(cls, columns: dict, **related):
+    obj = cls(**columns, **related)
+    make_transient_to_detached(obj)
+    return obj
 
 
 def session_user(session_id: str, user_id: str | None = None):

@@ -71,6 +71,16 @@ def test_a_cached_login_is_not_read_again(client, resident):
     assert not [s for s in second if s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))]
 
 
+def test_a_cache_miss_reads_the_login_its_user_and_household_in_one_statement(client, resident):
+    with statements() as sent:
+        reply = client.get(WALLET, headers=resident.headers)
+
+    assert reply.status_code == 200 and reply.get_json()["household_id"] == resident.household_id
+    (login,) = reads_login(sent)
+    assert "households" in login
+    assert [s for s in sent if "households" in s] == [login]
+
+
 def test_with_the_cache_off_every_request_reads_the_login(client, resident, monkeypatch):
     monkeypatch.setitem(client.application.config, "AUTH_CACHE_SECONDS", 0)
 
