@@ -2,7 +2,8 @@
 
 Who is behind a login is kept per process for AUTH_CACHE_SECONDS (`login_cache`), so an
 authenticated request need not read the database. A revocation in this process takes effect at
-once; one made by another process (another gunicorn worker) within AUTH_CACHE_SECONDS.
+once; one made by another process (another gunicorn worker) within AUTH_CACHE_SECONDS. A miss
+reads the login with one Core statement (`_session_user_copy`).
 """
 import functools
 import hashlib
