@@ -14,12 +14,12 @@ from collections import OrderedDict
 
 import jwt
 from flask import current_app, g, request
-from sqlalchemy import bindparam, event, inspect, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from .columns import new_id, utcnow
 from .errors import Forbidden, Unauthenticated
-from .extensions import db
+from .extensions import core, db
 
 ALGORITHMS = ["HS256"]
 BEARER = {"bearerAuth": []}
@@ -157,21 +157,6 @@ def _forget_nothing_more(session, previous_transaction):
         session.info.pop(FORGET, None)
 
 
-def _detached_copy(user):
-    """A copy of a loaded user that belongs to no session, for `Session.merge(load=False)`."""
-    from .accounts.models import Household, StaffCommunity, User
-
-    def copy(cls, obj, **related):
-        clone = cls(**{attr.key: getattr(obj, attr.key) for attr in inspect(cls).column_attrs}, **related)
-        make_transient_to_detached(clone)
-        return clone
-
-    related = {"household": copy(Household, user.household) if user.household is not None else None}
-    if user.role == "community_staff":  # the only role whose scope reads them
-        related["staff_communities"] = [copy(StaffCommunity, sc) for sc in user.staff_communities]
-    return copy(User, user, **related)
-
-
 def _load_user():
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -184,18 +169,13 @@ def _load_user():
         g.session_id = claims["sid"]
         return db.session.merge(cached, load=False)  # into this request's session, without a read
     generation = login_cache.generation
-    if seconds <= 0:
-        user = session_user(claims["sid"], claims["sub"])
-        if user is None:
-            raise Unauthenticated("This login has ended")
-        g.session_id = claims["sid"]
-        return user
     copy = _session_user_copy(claims["sid"], claims["sub"])
     if copy is None:
         raise Unauthenticated("This login has ended")
     g.session_id = claims["sid"]
-    login_cache.put(claims["sid"], copy, seconds, generation)
-    return db.session.merge(copy, load=False)
+    if seconds > 0:
+        login_cache.put(claims["sid"], copy, seconds, generation)
+    return db.session.merge(copy, load=False)  # as a cached login is
 
 
 @functools.cache
@@ -213,12 +193,11 @@ def _session_user_statement():
 
 
 def _session_user_copy(session_id: str, user_id: str):
-    """`session_user` for a bearer token, read with one Core statement into the detached copy the login
-    cache keeps (a cache miss costs one statement, without the ORM's load of the user and household)."""
+    """`session_user` for a bearer token: one Core statement read into a detached copy of the user
+    (with its household, and a staff member's communities), the form the login cache keeps."""
     from .accounts.models import Household, StaffCommunity, User
 
-    row = db.session.connection().execute(_session_user_statement(),
-                                          {"session_id": session_id, "user_id": user_id}).first()
+    row = core(_session_user_statement(), {"session_id": session_id, "user_id": user_id}).first()
     if row is None:
         return None
     values = row._mapping
@@ -228,12 +207,14 @@ def _session_user_copy(session_id: str, user_id: str):
                                           for column in Household.__table__.c})
     related = {"household": household}
     if values["role"] == "community_staff":  # the only role whose scope reads them
-        related["staff_communities"] = [_detached(StaffCommunity, dict(r._mapping)) for r in db.session.connection().execute(
-            select(StaffCommunity.__table__).where(StaffCommunity.__table__.c.user_id == user_id))]
+        staff = StaffCommunity.__table__
+        related["staff_communities"] = [_detached(StaffCommunity, dict(r._mapping))
+                                        for r in core(select(staff).where(staff.c.user_id == user_id))]
     return _detached(User, {column.key: values[column.key] for column in User.__table__.c}, **related)
 
 
 def _detached(cls, columns: dict, **related):
+    """An object of `cls` that belongs to no session, for `Session.merge(load=False)`."""
     obj = cls(**columns, **related)
     make_transient_to_detached(obj)
     return obj

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, event, func, select, text
 from sqlalchemy.orm import Session
 
 from ..dialect import dialect_insert_for
-from ..extensions import db
+from ..extensions import core, db
 from ..localtime import local_date
 from .models import DailyRollup, HouseholdMonth
 
@@ -146,7 +146,7 @@ def household_reductions(household_id: str) -> tuple[int, int]:
     """Grams of CO2e a household's approved actions reduced, and the verified part: its month rows
     added up (the notes of the open transaction are not in them yet). One pre-built Core statement;
     `GET /wallet` reads REDUCTION_COLUMNS in the wallet's own statement."""
-    total, verified = db.session.connection().execute(_HOUSEHOLD_REDUCTIONS, {"household_id": household_id}).one()
+    total, verified = core(_HOUSEHOLD_REDUCTIONS, {"household_id": household_id}).one()
     return int(total), int(verified)
 
 

@@ -512,7 +512,7 @@ def _wallet_columns() -> tuple:
                 .where(lots.account_id == wallet_id, lots.remaining > 0, lots.expires_at <= bindparam("soon"))
                 .scalar_subquery())
     return (cached(a.balance, "balance"), cached(a.clawback, "clawback_points"), cached(a.earned, "lifetime_earned"),
-            cached(a.redeemed, "lifetime_redeemed"), func.coalesce(expiring, 0).label("expiring_30d"))
+            cached(a.redeemed, "lifetime_redeemed"), expiring.label("expiring_30d"))
 
 
 _WALLET_COLUMNS = _wallet_columns()
