@@ -1,4 +1,5 @@
 """Accounts through the HTTP API: registration, login, tokens, /me, invite codes, staff."""
+import time
 from datetime import timedelta
 
 import jwt
@@ -310,6 +311,25 @@ def test_expired_access_token_is_401(app, client, resident):
     past = utcnow() - timedelta(hours=1)
     token = jwt.encode(_claims(resident, iat=past, exp=past + timedelta(minutes=15)),
                        app.config["JWT_SECRET_KEY"], algorithm="HS256")
+
+    assert_problem(client.get("/api/v1/me", headers=bearer(token)), 401, "unauthenticated")
+
+
+def test_a_token_verified_before_is_still_refused_once_it_expires(app, client, resident):
+    expires = utcnow() + timedelta(seconds=2)
+    token = jwt.encode(_claims(resident, exp=expires), app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200  # verified, and remembered
+
+    time.sleep(max(0.0, int(expires.timestamp()) - time.time()) + 0.05)  # exp is whole seconds
+
+    assert_problem(client.get("/api/v1/me", headers=bearer(token)), 401, "unauthenticated")
+
+
+def test_a_token_verified_before_is_refused_after_the_signing_key_changes(app, client, resident, monkeypatch):
+    token = resident.tokens["access_token"]
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+
+    monkeypatch.setitem(app.config, "JWT_SECRET_KEY", "a-rotated-key-that-is-long-enough-0000000")
 
     assert_problem(client.get("/api/v1/me", headers=bearer(token)), 401, "unauthenticated")
 
