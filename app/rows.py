@@ -4,13 +4,15 @@ On a hot path the ORM's flush of one new object (dependency sort, state bookkeep
 compiled from the object's history) costs more than the INSERT itself. `write_new(obj)` runs the
 class's INSERT, compiled once per process, with every column of the object, and then hands the
 object to the session as if it had been loaded: a later change to it is an ordinary UPDATE with
-the next flush. Imports nothing of the features.
+the next flush. `loaded(cls, values)` does the same for a row a Core statement read.
+Imports nothing of the features.
 """
 import functools
 
 from sqlalchemy import insert, inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from .extensions import core, db
 
@@ -38,3 +40,21 @@ def write_new(obj) -> None:
         if key not in obj.__dict__:  # never set: written as NULL, nothing to read back
             set_committed_value(obj, key, value)
     db.session.add(obj)
+
+
+def loaded(cls, values: dict, *, refresh: bool = True):
+    """The session's object of a row read by a Core statement (every column in `values`), as if the
+    ORM had loaded it: no query, no history. One the session already holds gets these values
+    (`populate_existing`), unless `refresh` is False (the row cannot have changed)."""
+    session = db.session()
+    held = session.identity_map.get(identity_key(cls, values["id"]))
+    if held is None:
+        obj = cls(**values)
+        make_transient_to_detached(obj)  # no history, nothing to write
+        session.add(obj)
+        return obj
+    if refresh:
+        for key, value in values.items():
+            set_committed_value(held, key, value)
+    return held
+

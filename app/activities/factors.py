@@ -23,14 +23,14 @@ from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, event, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from ..columns import utcnow
 from ..errors import AppError, InvalidState, NotFound, ValidationFailed, flatten_messages, validation_error
 from ..extensions import db
 from ..localtime import local_date, today
+from ..rows import loaded
 from .models import FactorRow, FactorSet
 from .recorders import how_credited
 from .schemas import FactorRowIn, FactorSetIn
@@ -409,22 +409,10 @@ def forget_published_rows() -> None:
         _published.clear()
 
 
-def _persistent(cls, values: dict):
-    """An instance of a row that exists, joined to the session without a query (or the one it holds)."""
-    session = db.session()
-    held = session.identity_map.get(identity_key(cls, values["id"]))
-    if held is not None:
-        return held
-    instance = cls(**values)
-    make_transient_to_detached(instance)  # as if loaded: no history, nothing to write
-    session.add(instance)
-    return instance
-
-
 def _row_instance(published: _Published, values: dict) -> FactorRow:
-    row = _persistent(FactorRow, values)
+    row = loaded(FactorRow, values, refresh=False)  # published rows never change
     if "factor_set" not in row.__dict__:
-        set_committed_value(row, "factor_set", _persistent(FactorSet, published.set_values))
+        set_committed_value(row, "factor_set", loaded(FactorSet, published.set_values, refresh=False))
     return row
 
 

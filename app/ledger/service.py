@@ -37,6 +37,7 @@ from ..columns import new_id, utcnow
 from ..dialect import dialect_insert_for, dialect_name
 from ..errors import Conflict, InsufficientPoints
 from ..paging import page_rows
+from ..rows import loaded
 from ..extensions import core, db
 from .kinds import EntryKind, totals_delta
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
@@ -129,20 +130,23 @@ def lock(*parties) -> list[LedgerAccount]:
         # for each other in a circle. (Locking first and creating what was missing afterwards would hold a
         # later row while waiting for an earlier one: that deadlocks against a transaction locking both.)
         now = utcnow()
-        for row in db.session.scalars(_lock_or_create(dialect_name()),
-                                      [_new_account(key, *owner, created_at=now) for key, owner in wanted],
-                                      execution_options={"populate_existing": True}):
-            _hold(row)
+        for row in core(_lock_or_create(dialect_name()),
+                        [_new_account(key, *owner, created_at=now) for key, owner in wanted]):
+            _hold(loaded(LedgerAccount, row._asdict()))  # the row as locked, over any copy held before
     return [held[key] for key in ids]
 
 
 @functools.cache
 def _lock_or_create(dialect: str):
-    """INSERT … ON CONFLICT (id) DO UPDATE SET id = id RETURNING the row: create or lock, one row at a time."""
-    statement = dialect_insert_for(dialect, LedgerAccount)
+    """INSERT … ON CONFLICT (id) DO UPDATE SET id = id RETURNING the row: each row, in the order given,
+    is created or locked. Core, with its rows in no particular order: then SQLAlchemy sends several
+    as one multi-row INSERT (one round trip), where the ORM's bulk INSERT sent one a row.
+    """
+    accounts = LedgerAccount.__table__
+    statement = dialect_insert_for(dialect, accounts)
     return statement.on_conflict_do_update(
-        index_elements=[LedgerAccount.id], set_={"id": statement.excluded.id},
-    ).returning(LedgerAccount)
+        index_elements=[accounts.c.id], set_={"id": statement.excluded.id},
+    ).returning(*accounts.c)
 
 
 # ---------------------------------------------------------------- transfers
