@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ..accounts.cards import normalise_card
 from ..accounts.models import Household
 from ..activities.models import Action
-from ..dialect import is_in
+from ..dialect import held_values, is_in
 from ..errors import flatten_messages
 from ..extensions import db
 from .schemas import RecordIn
@@ -46,12 +46,7 @@ def households_by_card(cards: set[str]) -> dict[str, Household]:
 
 def received_external_ids(integration_id: str, external_ids: set[str]) -> set[str]:
     """Which of these external ids the integration's actions already hold."""
-    if not external_ids:
-        return set()
-    return set(db.session.scalars(
-        select(Action.external_id).where(Action.integration_id == integration_id,
-                                         is_in(Action.external_id, external_ids))
-    ))
+    return held_values(Action.external_id, external_ids, Action.integration_id == integration_id)
 
 
 def rejected(external_id, errors: dict) -> dict:
