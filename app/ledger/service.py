@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import BigInteger, and_, bindparam, case, event, func, insert, or_, select, update
+from sqlalchemy import BigInteger, and_, bindparam, case, event, func, insert, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -273,30 +273,54 @@ def _move_statement(guard_debit: bool):
     )
 
 
+def _move_writing_entries(guard_debit: bool):
+    """PostgreSQL: the same UPDATE, and in the same statement (a data-modifying WITH) the INSERT of
+    both entries (parameters `<column>_debit`, `<column>_credit`), which writes them only when the
+    UPDATE changed both rows. Returns the ids it changed, as the UPDATE alone does."""
+    moved = _move_statement(guard_debit).cte("moved")
+    changed_both = select(func.count()).select_from(moved).scalar_subquery() == 2
+    entries = union_all(*[
+        select(*[bindparam(f"{column.key}_{side}", type_=column.type).label(column.key)
+                 for column in _ENTRIES.columns]).where(changed_both)
+        for side in ("debit", "credit")])
+    written = insert(_ENTRIES).from_select(_ENTRY_COLUMNS, entries).cte("written")
+    return select(moved.c.id).add_cte(written)
+
+
 _MOVE = {True: _move_statement(guard_debit=True), False: _move_statement(guard_debit=False)}
+_MOVE_WRITING_ENTRIES = {True: _move_writing_entries(guard_debit=True), False: _move_writing_entries(guard_debit=False)}
 _INSERT_ENTRIES = insert(_ENTRIES)
 
 
 def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry: LedgerEntry,
           credit_entry: LedgerEntry) -> None:
-    """Write both entries and move both cached balances, totals and chain heads: two statements."""
+    """Write both entries and move both cached balances, totals and chain heads: one statement on
+    PostgreSQL, two on SQLite (which has no INSERT inside WITH)."""
     debit_totals = totals_delta(debit_entry.kind, debit_entry.amount)
     credit_totals = totals_delta(credit_entry.kind, credit_entry.amount)
-    changed = set(core(_MOVE[debit.kind not in SYSTEM_KINDS], {
+    params = {
         "amount": amount, "debit_id": debit.id, "debit_seq": debit.seq, "debit_hash": debit_entry.hash,
         "credit_id": credit.id, "credit_seq": credit.seq, "credit_hash": credit_entry.hash,
         "debit_earned": debit_totals[0], "debit_redeemed": debit_totals[1],
         "credit_earned": credit_totals[0], "credit_redeemed": credit_totals[1],
-    }).scalars())
-    # Either failure leaves the caller's transaction to roll back, whatever the other row did.
+    }
+    entries = [{key: getattr(entry, key) for key in _ENTRY_COLUMNS} for entry in (debit_entry, credit_entry)]
+    guard_debit = debit.kind not in SYSTEM_KINDS
+    together = dialect_name() == "postgresql"
+    if together:
+        params.update({f"{key}_{side}": value for side, row in zip(("debit", "credit"), entries)
+                       for key, value in row.items()})
+    changed = set(core((_MOVE_WRITING_ENTRIES if together else _MOVE)[guard_debit], params).scalars())
+    # Either failure leaves the caller's transaction to roll back, whatever the other row did (no
+    # entry was written then).
     if debit.id not in changed:
         raise InsufficientPoints()
     if credit.id not in changed:
         raise Conflict("The account changed concurrently; retry")
     for account, entry, totals in ((debit, debit_entry, debit_totals), (credit, credit_entry, credit_totals)):
         _mirror(account, entry, totals)
-    core(_INSERT_ENTRIES, [{key: getattr(entry, key) for key in _ENTRY_COLUMNS}
-                           for entry in (debit_entry, credit_entry)])
+    if not together:
+        core(_INSERT_ENTRIES, entries)
 
 
 def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, **fields) -> LedgerEntry:

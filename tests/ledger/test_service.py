@@ -116,6 +116,21 @@ def test_debit_beyond_the_balance_raises_and_writes_nothing(resident, wallet, me
     assert ledger.verify() == []
 
 
+def test_a_debit_the_database_refuses_writes_no_entry(resident, wallet, merchant_account):
+    # The kept row says 50; the row itself holds 10 (changed behind the session's back): the guarded
+    # UPDATE refuses, and the entries (written by the same statement on PostgreSQL) are not written.
+    fund(resident.household_id, 50)
+    wallet, till = ledger.lock(("household", resident.household_id), ("merchant", merchant_account.owner_id))
+    db.session.execute(text("UPDATE ledger_accounts SET balance = 10 WHERE id = :id"), {"id": wallet.id})
+    entries_before = db.session.scalar(select(func.count()).select_from(LedgerEntry))
+
+    with pytest.raises(InsufficientPoints):
+        ledger.transfer(wallet, till, 30, kind="redemption", ref_type="t", ref_id="1")
+
+    assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == entries_before
+    assert db.session.scalar(select(LedgerAccount.seq).where(LedgerAccount.id == wallet.id)) == wallet.seq
+
+
 def test_merchant_and_campaign_accounts_cannot_go_negative(merchant_account):
     campaign = ledger.account_of("campaign", new_id())
 

@@ -57,11 +57,12 @@ def test_self_approved_credit(client, factor_set, resident):
     reply, seen = _count(client, "POST", f"{API}/actions", json=walk, headers=resident.headers)
 
     assert reply.get_json()["points"] > 0
-    # wallet + issuance shard locked; cap usage added (one upsert); the approved action; both
-    # balances; both entries; the point lot; active campaigns; the two rollup upserts (one statement
-    # on PostgreSQL). The caller comes from the login cache (app/auth.py), the set in force from the
-    # process's (app/activities/factors.py).
-    assert len(seen) == (8 if db.engine.dialect.name == "postgresql" else 9), str(seen)
+    # wallet + issuance shard locked (one statement); cap usage added (one upsert); the approved
+    # action; both balances and both entries (one statement on PostgreSQL); the point lot; active
+    # campaigns; the two rollup upserts (one statement on PostgreSQL). The caller comes from the login
+    # cache (app/auth.py), the set in force from the process's (app/activities/factors.py).
+    assert len(seen) == (7 if db.engine.dialect.name == "postgresql" else 9), str(seen)
+    assert sum(s.startswith("INSERT INTO ledger_accounts") for s in seen.seen) == 1, str(seen)
 
 
 def test_pending_report(client, factor_set, resident):
@@ -84,10 +85,10 @@ def test_redemption(client, resident, clerk, reward, fund, get_code):
                          headers=clerk.headers)
 
     assert reply.status_code == 201
-    # the code claimed; the reward with its merchant; wallet + till locked; the limit and anomaly
-    # counts; the stock; both balances; both entries; the lots read, spent and recorded; the
-    # redemption (the caller: the login cache). No savepoint.
-    assert len(seen) == 11, str(seen)
+    # the code claimed; the reward with its merchant; wallet + till locked (one statement); the limit
+    # and anomaly counts; the stock; both balances and both entries (one statement on PostgreSQL);
+    # the lots read, spent and recorded; the redemption (the caller: the login cache). No savepoint.
+    assert len(seen) == (10 if db.engine.dialect.name == "postgresql" else 11), str(seen)
     assert not any(s.startswith(("SAVEPOINT", "RELEASE")) for s in seen.seen), str(seen)
 
 
