@@ -247,7 +247,7 @@ def _next_entry(account: LedgerAccount, amount: int, transfer_id: str, now: date
     return entry
 
 
-_ACCOUNTS, _ENTRIES = LedgerAccount.__table__, LedgerEntry.__table__
+_ACCOUNTS, _ENTRIES, _LOTS = LedgerAccount.__table__, LedgerEntry.__table__, PointLot.__table__
 _ENTRY_COLUMNS = [column.key for column in _ENTRIES.columns]
 
 
@@ -273,29 +273,36 @@ def _move_statement(guard_debit: bool):
     )
 
 
-def _move_writing_entries(guard_debit: bool):
+def _move_writing_entries(guard_debit: bool, with_lot: bool):
     """PostgreSQL: the same UPDATE, and in the same statement (a data-modifying WITH) the INSERT of
-    both entries (parameters `<column>_debit`, `<column>_credit`), which writes them only when the
-    UPDATE changed both rows. Returns the ids it changed, as the UPDATE alone does."""
+    both entries (parameters `<column>_debit`, `<column>_credit`) and, `with_lot`, of the credited
+    household's new point lot (`<column>_lot`), written only when the UPDATE changed both rows.
+    Returns the ids it changed, as the UPDATE alone does."""
     moved = _move_statement(guard_debit).cte("moved")
     changed_both = select(func.count()).select_from(moved).scalar_subquery() == 2
-    entries = union_all(*[
-        select(*[bindparam(f"{column.key}_{side}", type_=column.type).label(column.key)
-                 for column in _ENTRIES.columns]).where(changed_both)
-        for side in ("debit", "credit")])
-    written = insert(_ENTRIES).from_select(_ENTRY_COLUMNS, entries).cte("written")
-    return select(moved.c.id).add_cte(written)
+
+    def row(table, suffix):
+        return select(*[bindparam(f"{column.key}_{suffix}", type_=column.type).label(column.key)
+                        for column in table.columns]).where(changed_both)
+
+    statement = select(moved.c.id).add_cte(insert(_ENTRIES).from_select(
+        _ENTRY_COLUMNS, union_all(row(_ENTRIES, "debit"), row(_ENTRIES, "credit"))).cte("entries"))
+    if with_lot:
+        statement = statement.add_cte(insert(_LOTS).from_select(
+            [column.key for column in _LOTS.columns], row(_LOTS, "lot")).cte("lot"))
+    return statement
 
 
 _MOVE = {True: _move_statement(guard_debit=True), False: _move_statement(guard_debit=False)}
-_MOVE_WRITING_ENTRIES = {True: _move_writing_entries(guard_debit=True), False: _move_writing_entries(guard_debit=False)}
+_MOVE_WRITING = {(guard, lot): _move_writing_entries(guard, lot) for guard in (True, False) for lot in (True, False)}
 _INSERT_ENTRIES = insert(_ENTRIES)
+_INSERT_LOT = insert(_LOTS)
 
 
 def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry: LedgerEntry,
-          credit_entry: LedgerEntry) -> None:
-    """Write both entries and move both cached balances, totals and chain heads: one statement on
-    PostgreSQL, two on SQLite (which has no INSERT inside WITH)."""
+          credit_entry: LedgerEntry, lot: dict | None = None) -> None:
+    """Write both entries (and `lot`, a new point lot's row) and move both cached balances, totals and
+    chain heads: one statement on PostgreSQL; on SQLite (no INSERT inside WITH) two, three with a lot."""
     debit_totals = totals_delta(debit_entry.kind, debit_entry.amount)
     credit_totals = totals_delta(credit_entry.kind, credit_entry.amount)
     params = {
@@ -308,9 +315,12 @@ def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry:
     guard_debit = debit.kind not in SYSTEM_KINDS
     together = dialect_name() == "postgresql"
     if together:
-        params.update({f"{key}_{side}": value for side, row in zip(("debit", "credit"), entries)
-                       for key, value in row.items()})
-    changed = set(core((_MOVE_WRITING_ENTRIES if together else _MOVE)[guard_debit], params).scalars())
+        rows = zip(("debit", "credit", "lot"), [*entries, lot or {}])
+        params.update({f"{key}_{suffix}": value for suffix, row in rows for key, value in row.items()})
+        statement = _MOVE_WRITING[guard_debit, lot is not None]
+    else:
+        statement = _MOVE[guard_debit]
+    changed = set(core(statement, params).scalars())
     # Either failure leaves the caller's transaction to roll back, whatever the other row did (no
     # entry was written then).
     if debit.id not in changed:
@@ -321,6 +331,8 @@ def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry:
         _mirror(account, entry, totals)
     if not together:
         core(_INSERT_ENTRIES, entries)
+        if lot is not None:
+            core(_INSERT_LOT, lot)
 
 
 def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, **fields) -> LedgerEntry:
@@ -388,11 +400,13 @@ def transfer(
     fields = dict(kind=kind, ref_type=ref_type, ref_id=str(ref_id), actor_id=actor_id, reason=reason)
     debit_entry = _next_entry(debit, -amount, transfer_id, now, fields)
     credit_entry = _next_entry(credit, amount, transfer_id, now, fields)
-    _move(debit, credit, amount, debit_entry, credit_entry)
+    new_lot = (_new_lot(credit.id, amount, transfer_id, now, expires_at)
+               if credit.kind == "household" and restores is None else None)
+    _move(debit, credit, amount, debit_entry, credit_entry, new_lot)  # a new lot is written with the entries
     if debit.kind == "household":
         _consume_lots(debit.id, amount, transfer_id, from_lot)
-    if credit.kind == "household":
-        _add_lots(credit.id, amount, transfer_id, now, restores, expires_at)
+    if credit.kind == "household" and restores is not None:
+        _restore_lots(credit.id, amount, transfer_id, now, restores, expires_at)
     return Transfer(transfer_id, amount, debit_entry, credit_entry)
 
 
@@ -420,9 +434,6 @@ def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str 
                             for lot_id, _, take in takes])
 
 
-_LOTS = PointLot.__table__
-
-
 def _open_lots(one: bool):
     """(id, remaining) of an account's open lots, those expiring first first, locked."""
     lots = _LOTS.c
@@ -436,30 +447,34 @@ _OPEN_LOTS = {False: _open_lots(one=False), True: _open_lots(one=True)}
 _TAKE_FROM_LOT = (update(_LOTS).where(_LOTS.c.id == bindparam("lot_id"))
                   .values(remaining=_LOTS.c.remaining - bindparam("take", type_=BigInteger)))
 _INSERT_LOT_USES = insert(LotUse.__table__)
-_INSERT_LOT = insert(_LOTS)
 
 
-def _add_lots(account_id, amount, transfer_id, now, restores, expires_at) -> None:
+def _new_lot(account_id, amount, transfer_id, now, expires_at) -> dict:
+    """The row of a new lot of `amount` points, expiring at `expires_at` or POINTS_EXPIRY_MONTHS on."""
+    if expires_at is None:
+        expires_at = _add_months(now, current_app.config["POINTS_EXPIRY_MONTHS"])
+    return {"id": new_id(), "account_id": account_id, "transfer_id": transfer_id,
+            "amount": amount, "remaining": amount, "expires_at": expires_at, "created_at": now}
+
+
+def _restore_lots(account_id, amount, transfer_id, now, restores, expires_at) -> None:
+    """Give back the lots the `restores` transfer consumed; what they cannot take back is a new lot."""
     left = amount
-    if restores is not None:
-        uses = db.session.scalars(
-            select(LotUse).where(LotUse.transfer_id == restores, LotUse.amount > 0).order_by(LotUse.id)
-        ).all()
-        for use in uses:
-            if left == 0:
-                break
-            lot = db.session.get(PointLot, use.lot_id, with_for_update=True)
-            back = min(use.amount, left, lot.amount - lot.remaining)
-            if back <= 0:
-                continue
-            lot.remaining += back
-            left -= back
-            db.session.add(LotUse(lot_id=lot.id, transfer_id=transfer_id, amount=-back))
+    uses = db.session.scalars(
+        select(LotUse).where(LotUse.transfer_id == restores, LotUse.amount > 0).order_by(LotUse.id)
+    ).all()
+    for use in uses:
+        if left == 0:
+            break
+        lot = db.session.get(PointLot, use.lot_id, with_for_update=True)
+        back = min(use.amount, left, lot.amount - lot.remaining)
+        if back <= 0:
+            continue
+        lot.remaining += back
+        left -= back
+        db.session.add(LotUse(lot_id=lot.id, transfer_id=transfer_id, amount=-back))
     if left:
-        if expires_at is None:
-            expires_at = _add_months(now, current_app.config["POINTS_EXPIRY_MONTHS"])
-        core(_INSERT_LOT, {"id": new_id(), "account_id": account_id, "transfer_id": transfer_id,
-                           "amount": left, "remaining": left, "expires_at": expires_at, "created_at": now})
+        core(_INSERT_LOT, _new_lot(account_id, left, transfer_id, now, expires_at))
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.columns import new_id, utcnow
-from app.errors import InsufficientPoints
+from app.errors import Conflict, InsufficientPoints
 from app.extensions import db
 from app.ledger import service as ledger
 from app.ledger.models import GENESIS, LedgerAccount, LedgerEntry, LotUse, PointLot
@@ -129,6 +129,20 @@ def test_a_debit_the_database_refuses_writes_no_entry(resident, wallet, merchant
 
     assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == entries_before
     assert db.session.scalar(select(LedgerAccount.seq).where(LedgerAccount.id == wallet.id)) == wallet.seq
+
+
+def test_a_credit_the_database_refuses_writes_no_entry_and_no_lot(resident, wallet):
+    # The wallet's chain moved on behind the session's back: the seq guard refuses the credit, and
+    # neither the entries nor the wallet's new lot (written with them on PostgreSQL) are written.
+    fund(resident.household_id, 50)
+    ledger.lock(*ledger.household_parties(resident.household_id))
+    db.session.execute(text("UPDATE ledger_accounts SET seq = seq + 1 WHERE id = :id"), {"id": wallet.id})
+    before = counts()
+
+    with pytest.raises(Conflict):
+        ledger.award(resident.household_id, 30, kind="action", ref_type="test", ref_id=new_id())
+
+    assert counts() == before
 
 
 def test_merchant_and_campaign_accounts_cannot_go_negative(merchant_account):

@@ -58,10 +58,10 @@ def test_self_approved_credit(client, factor_set, resident):
 
     assert reply.get_json()["points"] > 0
     # wallet + issuance shard locked (one statement); cap usage added (one upsert); the approved
-    # action; both balances and both entries (one statement on PostgreSQL); the point lot; active
+    # action; both balances, both entries and the point lot (one statement on PostgreSQL); active
     # campaigns; the two rollup upserts (one statement on PostgreSQL). The caller comes from the login
     # cache (app/auth.py), the set in force from the process's (app/activities/factors.py).
-    assert len(seen) == (7 if db.engine.dialect.name == "postgresql" else 9), str(seen)
+    assert len(seen) == (6 if db.engine.dialect.name == "postgresql" else 9), str(seen)
     assert sum(s.startswith("INSERT INTO ledger_accounts") for s in seen.seen) == 1, str(seen)
 
 
