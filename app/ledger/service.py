@@ -18,7 +18,10 @@ has not locked. On SQLite the write transaction already holds the database lock.
 
 Round trips: the locked rows are kept for the rest of the transaction (no second
 read); a transfer is one guarded UPDATE of both accounts and one INSERT of both
-entries, plus the point lots it spends or adds, all pre-built Core statements.
+entries, plus the point lots it spends or adds, all pre-built Core statements. On
+PostgreSQL the UPDATE, the entries and a credited household's new lot are one
+statement (a data-modifying WITH that writes the rows only when both balances
+moved), and a debit's lot spending with its lot uses another.
 """
 import functools
 import hashlib
@@ -140,8 +143,9 @@ def lock(*parties) -> list[LedgerAccount]:
 @functools.cache
 def _lock_or_create(dialect: str):
     """INSERT … ON CONFLICT (id) DO UPDATE SET id = id RETURNING the row: each row, in the order given,
-    is created or locked. Core, with its rows in no particular order: then SQLAlchemy sends several
-    as one multi-row INSERT (one round trip), where the ORM's bulk INSERT sent one a row.
+    is created or locked. Core, its rows returned in any order (they are matched by id): then
+    SQLAlchemy sends several as one multi-row INSERT, one round trip (the ORM's bulk INSERT could
+    send one a row); `rows.loaded` makes them session objects.
     """
     accounts = LedgerAccount.__table__
     statement = dialect_insert_for(dialect, accounts)
