@@ -21,7 +21,7 @@ read); a transfer is one guarded UPDATE of both accounts and one INSERT of both
 entries, plus the point lots it spends or adds, all pre-built Core statements. On
 PostgreSQL the UPDATE, the entries and a credited household's new lot are one
 statement (a data-modifying WITH that writes the rows only when both balances
-moved), and a debit's lot spending with its lot uses another.
+moved).
 """
 import functools
 import hashlib
@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import BigInteger, String, and_, bindparam, case, event, func, insert, or_, select, union_all, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, and_, bindparam, case, event, func, insert, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -430,18 +429,13 @@ def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str 
     if left:
         # Balance and lots disagree: the invariant check would flag it; refuse rather than go on.
         raise Conflict("The household's point lots do not cover its balance")
-    uses = [{"id": new_id(), "lot_id": lot_id, "transfer_id": transfer_id, "amount": take}
-            for lot_id, _, take in takes]
-    if dialect_name() == "postgresql":  # both writes in one statement, however many lots
-        core(_TAKE_AND_RECORD, {"use_ids": [use["id"] for use in uses], "lot_ids": [use["lot_id"] for use in uses],
-                                "takes": [use["amount"] for use in uses], "spending": transfer_id})
-    else:
-        core(_TAKE_FROM_LOT, [{"lot_id": use["lot_id"], "take": use["amount"]} for use in uses])
-        core(_INSERT_LOT_USES, uses)
+    core(_TAKE_FROM_LOT, [{"lot_id": lot_id, "take": take} for lot_id, _, take in takes])
     for lot_id, remaining, take in takes:
         held = db.session.identity_map.get(identity_key(PointLot, lot_id))
         if held is not None:  # a lot this session has loaded: as the UPDATE left it
             set_committed_value(held, "remaining", remaining - take)
+    core(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot_id, "transfer_id": transfer_id, "amount": take}
+                            for lot_id, _, take in takes])
 
 
 def _open_lots(one: bool):
@@ -457,27 +451,6 @@ _OPEN_LOTS = {False: _open_lots(one=False), True: _open_lots(one=True)}
 _TAKE_FROM_LOT = (update(_LOTS).where(_LOTS.c.id == bindparam("lot_id"))
                   .values(remaining=_LOTS.c.remaining - bindparam("take", type_=BigInteger)))
 _INSERT_LOT_USES = insert(LotUse.__table__)
-
-
-def _take_and_record():
-    """PostgreSQL: what a debit takes from each lot (arrays `lot_ids`, `takes`) and the lot uses that
-    record it (`use_ids`; the transfer is `spending`, since a parameter named after a column would
-    be SET by the UPDATE), one data-modifying WITH: one round trip for any number of lots."""
-    def taken(name):
-        return (func.unnest(bindparam("use_ids", type_=ARRAY(String)), bindparam("lot_ids", type_=ARRAY(String)),
-                            bindparam("takes", type_=ARRAY(BigInteger)))
-                .table_valued("use_id", "lot_id", "take").render_derived(name))
-
-    lots, uses = taken("lots"), taken("uses")
-    spent = (update(_LOTS).where(_LOTS.c.id == lots.c.lot_id)
-             .values(remaining=_LOTS.c.remaining - lots.c.take).returning(_LOTS.c.id).cte("spent"))
-    return insert(LotUse.__table__).from_select(
-        ["id", "lot_id", "transfer_id", "amount"],
-        select(uses.c.use_id, uses.c.lot_id, bindparam("spending", type_=String), uses.c.take),
-    ).add_cte(spent)
-
-
-_TAKE_AND_RECORD = _take_and_record()
 
 
 def _new_lot(account_id, amount, transfer_id, now, expires_at) -> dict:
