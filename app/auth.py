@@ -15,11 +15,12 @@ from collections import OrderedDict
 import jwt
 from flask import current_app, g, request
 from sqlalchemy import bindparam, event, select
-from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from .columns import new_id, utcnow
 from .errors import Forbidden, Unauthenticated
 from .extensions import core, db
+from .rows import detached
 
 ALGORITHMS = ["HS256"]
 BEARER = {"bearerAuth": []}
@@ -200,66 +201,47 @@ def _load_user():
 
 
 @functools.cache
-def _session_user_statement():
+def _session_user_statement(of_user: bool):
     from .accounts.models import Household, LoginSession, User
 
     users, households, logins = User.__table__, Household.__table__, LoginSession.__table__
-    return (
+    statement = (
         select(*users.c, *[column.label(f"household__{column.key}") for column in households.c])
         .select_from(users.join(logins, logins.c.user_id == users.c.id)
                      .outerjoin(households, households.c.id == users.c.household_id))
-        .where(logins.c.id == bindparam("session_id"), logins.c.user_id == bindparam("user_id"),
-               logins.c.revoked_at.is_(None))
+        .where(logins.c.id == bindparam("session_id"), logins.c.revoked_at.is_(None))
     )
+    return statement.where(logins.c.user_id == bindparam("user_id")) if of_user else statement
 
 
-def _session_user_copy(session_id: str, user_id: str):
-    """`session_user` for a bearer token: one Core statement read into a detached copy of the user
-    (with its household, and a staff member's communities), the form the login cache keeps."""
+def _session_user_copy(session_id: str, user_id: str | None = None):
+    """The user of a login session that has not been revoked (and is `user_id`'s, if given), else None:
+    one Core statement read into a detached copy of the user (with its household, and a staff
+    member's communities), the form the login cache keeps."""
     from .accounts.models import Household, StaffCommunity, User
 
-    row = core(_session_user_statement(), {"session_id": session_id, "user_id": user_id}).first()
+    params = {"session_id": session_id} if user_id is None else {"session_id": session_id, "user_id": user_id}
+    row = core(_session_user_statement(user_id is not None), params).first()
     if row is None:
         return None
     values = row._mapping
     household = None
     if values["household__id"] is not None:
-        household = _detached(Household, {column.key: values[f"household__{column.key}"]
-                                          for column in Household.__table__.c})
+        household = detached(Household, {column.key: values[f"household__{column.key}"]
+                                         for column in Household.__table__.c})
     related = {"household": household}
     if values["role"] == "community_staff":  # the only role whose scope reads them
         staff = StaffCommunity.__table__
-        related["staff_communities"] = [_detached(StaffCommunity, dict(r._mapping))
-                                        for r in core(select(staff).where(staff.c.user_id == user_id))]
-    return _detached(User, {column.key: values[column.key] for column in User.__table__.c}, **related)
+        related["staff_communities"] = [detached(StaffCommunity, dict(r._mapping))
+                                        for r in core(select(staff).where(staff.c.user_id == values["id"]))]
+    return detached(User, {column.key: values[column.key] for column in User.__table__.c}, **related)
 
 
-def _detached(cls, columns: dict, **related):
-    """An object of `cls` that belongs to no session, for `Session.merge(load=False)`."""
-    obj = cls(**columns, **related)
-    make_transient_to_detached(obj)
-    return obj
-
-
-def session_user(session_id: str, user_id: str | None = None):
-    """The user of a login session that has not been revoked (and is `user_id`'s, if given), else None.
-
-    Bearer tokens (API, through the login cache) and the staff console's cookie (always read) both end here.
-    """
-    from .accounts.models import LoginSession, User
-
-    query = (
-        select(User, LoginSession.revoked_at)
-        .join(LoginSession, LoginSession.user_id == User.id)
-        .options(joinedload(User.household))  # one round trip: most routes need the household
-        .where(LoginSession.id == session_id)
-    )
-    if user_id is not None:
-        query = query.where(User.id == user_id)
-    row = db.session.execute(query).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    return row.User
+def session_user(session_id: str):
+    """The user of a login session that has not been revoked, else None, in this request's session:
+    the staff console's cookie (always read; bearer tokens go through the login cache)."""
+    copy = _session_user_copy(session_id)
+    return None if copy is None else db.session.merge(copy, load=False)
 
 
 def current_user():

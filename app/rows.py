@@ -4,7 +4,8 @@ On a hot path the ORM's flush of one new object (dependency sort, state bookkeep
 compiled from the object's history) costs more than the INSERT itself. `write_new(obj)` runs the
 class's INSERT, compiled once per process, with every column of the object, and then hands the
 object to the session as if it had been loaded: a later change to it is an ordinary UPDATE with
-the next flush. `loaded(cls, values)` does the same for a row a Core statement read.
+the next flush. `loaded(cls, values)` does the same for a row a Core statement read, and
+`detached(cls, values)` builds such an object outside any session (for `Session.merge(load=False)`).
 Imports nothing of the features.
 """
 import functools
@@ -49,8 +50,7 @@ def loaded(cls, values: dict, *, refresh: bool = True):
     session = db.session()
     held = session.identity_map.get(identity_key(cls, values["id"]))
     if held is None:
-        obj = cls(**values)
-        make_transient_to_detached(obj)  # no history, nothing to write
+        obj = detached(cls, values)
         session.add(obj)
         return obj
     if refresh:
@@ -58,3 +58,11 @@ def loaded(cls, values: dict, *, refresh: bool = True):
             set_committed_value(held, key, value)
     return held
 
+
+
+def detached(cls, values: dict, **related):
+    """An object of `cls` for a row that exists (every column in `values`, `related` objects set),
+    as if loaded and then detached: no history, nothing to write, in no session."""
+    obj = cls(**values, **related)
+    make_transient_to_detached(obj)
+    return obj

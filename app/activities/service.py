@@ -13,7 +13,6 @@ from ..accounts import scopes
 from ..accounts.cards import normalise_card
 from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
-from ..district import rollups
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..qr import labelled_png
@@ -173,13 +172,6 @@ def review_queue(staff: User, *, status: str, community_id: str | None, limit: i
         communities = [c for c in communities if c == community_id]
     query = select(Action).where(Action.community_id.in_(communities), Action.status == status)
     return page_rows(query, Action, limit, cursor, oldest_first=True)
-
-
-def reduction_totals(household_id: str) -> dict:
-    """Grams of CO2e a household's approved actions reduced, and the verified part (from its rollup rows,
-    kept with every approval and reversal, so the read does not grow with its history)."""
-    total, verified = rollups.household_reductions(household_id)
-    return {"reduction_g_total": total, "verified_reduction_g_total": verified}
 
 
 # ---------------------------------------------------------------- household cards

@@ -142,12 +142,12 @@ REDUCTION_COLUMNS = tuple(
 _HOUSEHOLD_REDUCTIONS = select(*REDUCTION_COLUMNS)
 
 
-def household_reductions(household_id: str) -> tuple[int, int]:
-    """Grams of CO2e a household's approved actions reduced, and the verified part: its month rows
-    added up (the notes of the open transaction are not in them yet). One pre-built Core statement;
-    `GET /wallet` reads REDUCTION_COLUMNS in the wallet's own statement."""
-    total, verified = core(_HOUSEHOLD_REDUCTIONS, {"household_id": household_id}).one()
-    return int(total), int(verified)
+def household_reductions(household_id: str) -> dict:
+    """Grams of CO2e a household's approved actions reduced, and the verified part (reduction_g_total,
+    verified_reduction_g_total): its month rows added up (the notes of the open transaction are not
+    in them yet). `GET /wallet` reads REDUCTION_COLUMNS in the wallet's own statement instead."""
+    row = core(_HOUSEHOLD_REDUCTIONS, {"household_id": household_id}).one()
+    return {key: int(value) for key, value in row._mapping.items()}
 
 
 # ---------------------------------------------------------------- rebuild

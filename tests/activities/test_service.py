@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from app.activities import factors, review, service as activities
 from app.activities.models import Action, CapUsage, FactorRow, FactorSet, PublishedFactorSetImmutable
+from app.district import rollups
 from app.errors import InvalidState, NotFound, ValidationFailed
 from app.extensions import db
 from app.ledger import service as ledger
@@ -74,7 +75,7 @@ def test_self_approvable_action_is_approved_at_once_but_never_verified(factor_se
     assert action.status == "approved"
     assert action.verified is False
     assert action.base_points == 15  # floor(3.2 × 4.87)
-    assert activities.reduction_totals(resident.household_id) == {"reduction_g_total": 155,
+    assert rollups.household_reductions(resident.household_id) == {"reduction_g_total": 155,
                                                                    "verified_reduction_g_total": 0}
 
 
@@ -85,7 +86,7 @@ def test_staff_review_of_a_verifiable_row_verifies_the_reduction(factor_set, res
     db.session.commit()
 
     assert action.verified is True
-    assert activities.reduction_totals(resident.household_id) == {"reduction_g_total": 2000,
+    assert rollups.household_reductions(resident.household_id) == {"reduction_g_total": 2000,
                                                                    "verified_reduction_g_total": 2000}
 
 
@@ -437,7 +438,7 @@ def test_reversal_takes_back_points_and_frees_the_cap(factor_set, resident, staf
     assert first.status == "reversed" and first.reversal_reason == "Duplicate report"
     assert second.credited_quantity == Decimal("50")
     assert balance(resident.household_id) == 5000
-    assert activities.reduction_totals(resident.household_id)["reduction_g_total"] == 50_000
+    assert rollups.household_reductions(resident.household_id)["reduction_g_total"] == 50_000
 
 
 def test_reversal_of_spent_points_becomes_a_clawback_withheld_from_the_next_credit(factor_set, resident, staff,

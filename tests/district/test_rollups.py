@@ -93,19 +93,19 @@ def test_each_wallets_reductions_are_its_approved_actions_verified_or_not_revers
 
     for household_id in household_ids:
         expected = _approved_reductions(household_id)
-        assert activities.reduction_totals(household_id) == expected
+        assert rollups.household_reductions(household_id) == expected
         assert 0 < expected["verified_reduction_g_total"] < expected["reduction_g_total"]
 
 
 @pytest.mark.committing
 def test_the_upgrade_fills_the_household_months_reductions_from_the_approved_actions(history):
     household_ids = sorted({action.household_id for action in history})
-    kept = {h: activities.reduction_totals(h) for h in household_ids}
+    kept = {h: rollups.household_reductions(h) for h in household_ids}
     db.session.remove()
     try:
         flask_migrate.downgrade(revision="0008_account_totals")
     finally:
         flask_migrate.upgrade()
 
-    assert {h: activities.reduction_totals(h) for h in household_ids} == kept
+    assert {h: rollups.household_reductions(h) for h in household_ids} == kept
     assert kept == {h: _approved_reductions(h) for h in household_ids}
