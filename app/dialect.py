@@ -1,4 +1,5 @@
 """Statements whose spelling differs between PostgreSQL and SQLite."""
+import functools
 import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -30,6 +31,34 @@ def insert_ignoring_conflicts(table):
     (psycopg reports no rowcount for it).
     """
     return dialect_insert(table).on_conflict_do_nothing()
+
+
+# ---------------------------------------------------------------- adding into kept totals
+
+
+@functools.cache
+def adding_statement(dialect: str, table, keys: tuple, sums: tuple, prefix: str | None = None):
+    """INSERT one row … ON CONFLICT (keys) DO UPDATE adding its `sums` to the stored row's; parameters
+    named `prefix` + column (default: the columns' names). Built once per dialect and table."""
+    insert = dialect_insert_for(dialect, table)
+    if prefix is not None:
+        insert = insert.values({c.key: bindparam(prefix + c.key, type_=c.type) for c in table.columns})
+    return insert.on_conflict_do_update(index_elements=list(keys),
+                                        set_={name: table.c[name] + insert.excluded[name] for name in sums})
+
+
+def add_rows(session, table, keys, sums, rows: list[dict]) -> None:
+    """Add `rows` into a table of totals: each is inserted, or its `sums` are added to the row with the
+    same `keys`; one upsert per row run as one executemany, in the order given (sort them by key so
+    that writers lock rows in one order).
+
+    The statement names one row, so SQLAlchemy compiles it once per process (a multi-row VALUES
+    would be compiled again on every call).
+    """
+    if not rows:
+        return
+    statement = adding_statement(session.get_bind().dialect.name, table, tuple(keys), tuple(sums))
+    session.connection().execute(statement, rows if len(rows) > 1 else rows[0])  # Core: no Session overhead
 
 
 # ---------------------------------------------------------------- many rows in one statement

@@ -12,13 +12,13 @@ from sqlalchemy.orm import lazyload
 
 from ..activities.schemas import plain
 from ..columns import new_id
-from ..dialect import insert_rows, is_in
+from ..dialect import insert_rows
 from ..extensions import db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
 from . import leaderboard
 from .models import Campaign, CampaignAward, CampaignCommunity
-from .service import action_types_of, counts_any, cut_part, uncut_part
+from .service import action_types_of, add_holdings, counts_any, cut_part, held_points, uncut_part
 
 
 class CampaignParts:
@@ -48,13 +48,7 @@ class CampaignParts:
                 select(CampaignCommunity.campaign_id, CampaignCommunity.community_id)
                 .where(CampaignCommunity.campaign_id.in_(ids))):
             self._communities.setdefault(campaign_id, set()).add(community_id)
-        capped = [c.id for c in self._campaigns if c.per_household_cap is not None]
-        self._held = {(campaign_id, household_id): int(points) for campaign_id, household_id, points in (
-            db.session.execute(
-                select(CampaignAward.campaign_id, CampaignAward.household_id, func.sum(CampaignAward.points))
-                .where(CampaignAward.campaign_id.in_(capped), is_in(CampaignAward.household_id, set(household_ids)),
-                       CampaignAward.kind.in_(("action", "reversal")))
-                .group_by(CampaignAward.campaign_id, CampaignAward.household_id)) if capped else ())}
+        self._held = held_points([c.id for c in self._campaigns if c.per_household_cap is not None], household_ids)
         self._seq = dict(db.session.execute(
             select(CampaignAward.campaign_id, func.max(CampaignAward.seq))
             .where(CampaignAward.campaign_id.in_(ids)).group_by(CampaignAward.campaign_id)).all())
@@ -104,6 +98,12 @@ class CampaignParts:
     def write(self) -> None:
         """Append the awards (one statement) and stage each campaign's leaderboard sync."""
         insert_rows(CampaignAward.__table__, self._awards)
+        holdings: dict[tuple[str, str], int] = {}
+        for award in self._awards:
+            key = (award["campaign_id"], award["household_id"])
+            holdings[key] = holdings.get(key, 0) + award["points"]
+        add_holdings([{"campaign_id": campaign_id, "household_id": household_id, "points": points}
+                      for (campaign_id, household_id), points in holdings.items()])
         for campaign_id in dict.fromkeys(a["campaign_id"] for a in self._awards):
             leaderboard.stage(campaign_id)
         self._awards = []

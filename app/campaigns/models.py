@@ -145,3 +145,17 @@ class CampaignAward(db.Model):
     uncut_points: Mapped[int] = mapped_column(BigInteger, default=0)
     cut: Mapped[str | None] = mapped_column(String(20))  # None | "household_cap" | "budget"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CampaignHolding(db.Model):
+    """What a household holds of a campaign's action parts: its "action" awards net of its "reversal"
+    ones (check-ins are not capped, so not counted). Every such award adds its points here in the same
+    transaction, under the campaign account's lock, so the household cap is checked against one row,
+    not a sum over the household's awards, which grow all through the campaign. A household without
+    a row holds 0.
+    """
+
+    __tablename__ = "campaign_holdings"
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    household_id: Mapped[str] = mapped_column(ForeignKey("households.id"), primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger)

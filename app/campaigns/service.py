@@ -35,6 +35,7 @@ from ..accounts.models import Community, User
 from ..activities.models import Action, FactorRow, FactorSet
 from ..activities.schemas import plain
 from ..columns import new_id, utcnow
+from ..dialect import add_rows, is_in
 from ..errors import AppError, InvalidState, NotFound, ValidationFailed
 from ..extensions import core, db
 from ..ledger import service as ledger
@@ -42,7 +43,9 @@ from ..ledger.kinds import EntryKind
 from ..ledger.models import LedgerAccount
 from ..paging import page_rows
 from . import leaderboard
-from .models import Campaign, CampaignActionType, CampaignAward, CampaignCommunity, Checkin, CheckinCode
+from .models import (
+    Campaign, CampaignActionType, CampaignAward, CampaignCommunity, CampaignHolding, Checkin, CheckinCode,
+)
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
 CODE_LENGTH = 16  # 80 bits
@@ -380,13 +383,25 @@ def cut_part(uncut: int, campaign: Campaign, held: int, budget: int) -> tuple[in
     return points, cut
 
 
-def _household_action_points(campaign_id: str, household_id: str) -> int:
-    """Campaign points a household holds from actions (parts net of reversals); check-ins excluded."""
-    return int(db.session.scalar(
-        select(func.coalesce(func.sum(CampaignAward.points), 0)).where(
-            CampaignAward.campaign_id == campaign_id, CampaignAward.household_id == household_id,
-            CampaignAward.kind.in_(("action", "reversal")))
-    ))
+HOLDING_KEYS = ("campaign_id", "household_id")
+
+
+def held_points(campaign_ids, household_ids) -> dict[tuple[str, str], int]:
+    """(campaign id, household id) → the campaign points the household holds from actions (parts net of
+    reversals; check-ins excluded), read from campaign_holdings by key; a pair not in it holds 0."""
+    campaign_ids, household_ids = list(campaign_ids), set(household_ids)
+    if not campaign_ids or not household_ids:
+        return {}
+    return {(campaign_id, household_id): int(points) for campaign_id, household_id, points in db.session.execute(
+        select(CampaignHolding.campaign_id, CampaignHolding.household_id, CampaignHolding.points)
+        .where(CampaignHolding.campaign_id.in_(campaign_ids), is_in(CampaignHolding.household_id, household_ids)))}
+
+
+def add_holdings(rows: list[dict]) -> None:
+    """Add awards' points (dicts of campaign_id, household_id, points) into campaign_holdings; the
+    caller holds the campaigns' account locks."""
+    add_rows(db.session, CampaignHolding.__table__, HOLDING_KEYS, ("points",),
+             sorted((row for row in rows if row["points"]), key=lambda row: (row["campaign_id"], row["household_id"])))
 
 
 def _record(campaign_id: str, kind: str, household_id: str, points: int, **fields) -> CampaignAward:
@@ -397,6 +412,8 @@ def _record(campaign_id: str, kind: str, household_id: str, points: int, **field
                           points=points, created_at=utcnow(), **fields)
     db.session.add(award)
     db.session.flush()
+    if kind in ("action", "reversal"):
+        add_holdings([{"campaign_id": campaign_id, "household_id": household_id, "points": points}])
     leaderboard.stage(campaign_id)
     return award
 
@@ -471,12 +488,8 @@ def preview_campaign_points(valued: list[tuple[Action, int]]) -> dict[str, int]:
             .where(CampaignActionType.campaign_id.in_(ids))):
         types.setdefault(campaign_id, set()).add((action_type, variant))
     budgets = _balances(ids)
-    held = dict(((campaign_id, household_id), int(points)) for campaign_id, household_id, points in db.session.execute(
-        select(CampaignAward.campaign_id, CampaignAward.household_id, func.sum(CampaignAward.points))
-        .where(CampaignAward.campaign_id.in_([c.id for c in campaigns if c.per_household_cap is not None]),
-               CampaignAward.household_id.in_({a.household_id for a, _ in valued}),
-               CampaignAward.kind.in_(("action", "reversal")))
-        .group_by(CampaignAward.campaign_id, CampaignAward.household_id)))
+    held = held_points([c.id for c in campaigns if c.per_household_cap is not None],
+                       {a.household_id for a, _ in valued})
     out = {}
     for action, base_points in valued:
         total = 0
@@ -512,7 +525,7 @@ def apply_campaigns(action: Action) -> int:
         if campaign is None or campaign.status != "active":
             continue  # ended while we waited for its account
         uncut = uncut_part(action.base_points, campaign)
-        held = (_household_action_points(campaign.id, action.household_id)
+        held = (held_points([campaign.id], [action.household_id]).get((campaign.id, action.household_id), 0)
                 if campaign.per_household_cap is not None else 0)
         points, cut = cut_part(uncut, campaign, held, account.balance)
         if points:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from sqlalchemy import bindparam, event, func, select, text
 from sqlalchemy.orm import Session
 
-from ..dialect import dialect_insert_for
+from ..dialect import add_rows, adding_statement
 from ..extensions import core, db
 from ..localtime import local_date
 from .models import DailyRollup, HouseholdMonth
@@ -77,8 +77,8 @@ def _write_notes(session):
         session.connection().execute(_both_statement(), {**{f"d_{k}": v for k, v in day_rows[0].items()},
                                                          **{f"m_{k}": v for k, v in month_rows[0].items()}})
         return
-    _upsert(session, DailyRollup, _DAY_KEYS, _DAY_SUMS, day_rows)
-    _upsert(session, HouseholdMonth, _MONTH_KEYS, _MONTH_SUMS, month_rows)
+    add_rows(session, DailyRollup.__table__, _DAY_KEYS, _DAY_SUMS, day_rows)
+    add_rows(session, HouseholdMonth.__table__, _MONTH_KEYS, _MONTH_SUMS, month_rows)
 
 
 _DAY_KEYS = ("day", "community_id", "action_type", "variant", "factor_set")
@@ -102,33 +102,10 @@ def _deltas(notes):
 
 
 @functools.cache
-def _upsert_statement(dialect: str, model, keys, sums, prefix: str | None = None):
-    """INSERT one row … ON CONFLICT (keys) DO UPDATE adding `sums`; parameters named `prefix` + column."""
-    table = model.__table__
-    insert = dialect_insert_for(dialect, table)
-    if prefix is not None:
-        insert = insert.values({c.key: bindparam(prefix + c.key, type_=c.type) for c in table.columns})
-    return insert.on_conflict_do_update(index_elements=list(keys),
-                                        set_={name: table.c[name] + insert.excluded[name] for name in sums})
-
-
-def _upsert(session, model, keys, sums, rows) -> None:
-    """Add `rows` into the table, one upsert per row run as one executemany, in the order given.
-
-    The statement names one row, so SQLAlchemy compiles it once per process (a multi-row VALUES
-    would be compiled again on every commit).
-    """
-    if not rows:
-        return
-    statement = _upsert_statement(session.get_bind().dialect.name, model, keys, sums)
-    session.connection().execute(statement, rows if len(rows) > 1 else rows[0])  # Core: no Session overhead
-
-
-@functools.cache
 def _both_statement():
     """PostgreSQL: the day's upsert as a data-modifying WITH, then the month's; built once."""
-    days = _upsert_statement("postgresql", DailyRollup, _DAY_KEYS, _DAY_SUMS, prefix="d_").cte("days")
-    return _upsert_statement("postgresql", HouseholdMonth, _MONTH_KEYS, _MONTH_SUMS, prefix="m_").add_cte(days)
+    days = adding_statement("postgresql", DailyRollup.__table__, _DAY_KEYS, _DAY_SUMS, prefix="d_").cte("days")
+    return adding_statement("postgresql", HouseholdMonth.__table__, _MONTH_KEYS, _MONTH_SUMS, prefix="m_").add_cte(days)
 
 
 _MONTHS = HouseholdMonth.__table__.c

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from app.activities.models import Action, CapUsage
 from app.auth import sign_request
 from app.campaigns import service as campaigns
-from app.campaigns.models import CampaignAward
+from app.campaigns.models import CampaignAward, CampaignHolding
 from app.columns import utcnow
 from app.district.models import DailyRollup, HouseholdMonth
 from app.extensions import db
@@ -79,13 +79,14 @@ def snapshot(results: list[dict]) -> dict:
         select(CapUsage.household_id, CapUsage.factor_id, CapUsage.period, CapUsage.used_milli)))
     awards = sorted((w.campaign_id, w.seq, w.kind, w.household_id, w.points, w.uncut_points, w.cut,
                      external.get(w.action_id)) for w in db.session.scalars(select(CampaignAward)))
+    holdings = sorted(tuple(r) for r in db.session.execute(select(CampaignHolding.__table__)))
     with db.session.begin_nested():
         pass  # releasing a savepoint writes the rollup notes taken so far (rollups._write_notes)
     days = sorted(tuple(r) for r in db.session.execute(select(DailyRollup.__table__)))
     months = sorted(tuple(r) for r in db.session.execute(select(HouseholdMonth.__table__)))
     replies = [{**r, "action_id": external[r["action_id"]]} if "action_id" in r else r for r in results]
     return {"results": replies, "actions": rows, "balances": balances, "entries": entries, "lots": lots,
-            "lot_uses": lot_uses, "caps": caps, "awards": awards, "daily_rollups": days,
+            "lot_uses": lot_uses, "caps": caps, "awards": awards, "holdings": holdings, "daily_rollups": days,
             "household_months": months,
             "verify": ledger.verify()}
 
@@ -153,6 +154,10 @@ def test_a_batch_has_the_outcome_of_recording_its_records_one_by_one(
         "anomalous_quantity", None, None, "anomalous_quantity", "exceeds_cap"]
     assert actions["c-4"][1] == "approved" and actions["c-4"][3] == Decimal(5)
     assert {cut for *_, cut, _ in one_by_one["awards"]} >= {"household_cap", "budget"}
+    held = {}  # what each household holds of each campaign: its action parts (no check-ins here)
+    for campaign_id, _, kind, household_id, points, *_ in one_by_one["awards"]:
+        held[(campaign_id, household_id)] = held.get((campaign_id, household_id), 0) + points
+    assert one_by_one["holdings"] == sorted((c, h, p) for (c, h), p in held.items() if p)
     assert one_by_one["lot_uses"] == [10, 50]  # the setup's take-back, then d's 10 owed withheld
     assert one_by_one["verify"] == []
     assert one_by_one["daily_rollups"] and one_by_one["household_months"]
