@@ -7,9 +7,13 @@ hostile body is the same 400 `malformed_json` problem, never a 5xx:
 - not UTF-8, not JSON, or `NaN` / `Infinity` (not JSON either);
 - nested deeper than `MAX_DEPTH` arrays and objects;
 - a number literal longer than `MAX_NUMBER_LENGTH` characters (Python refuses
-  to convert integers over 4,300 digits, and no field here needs more than 40).
+  to convert integers over 4,300 digits, and no field here needs more than 40);
+- a string holding half of a UTF-16 surrogate pair (`"\\ud800"` alone): JSON's
+  grammar lets the escape through, but it is no character, and no UTF-8 text
+  (the database's, the logs') can hold it.
 """
 import json
+import re
 
 from flask.json.provider import DefaultJSONProvider
 from webargs import core
@@ -50,7 +54,30 @@ def parse_json(data: bytes | str):
         raise MalformedJSON("The request body is not valid JSON") from None
     if _depth_exceeds(value, MAX_DEPTH):
         raise MalformedJSON("The JSON body nests deeper than 32 levels")
+    if _SURROGATE.search(text) and _holds_surrogate(value):  # the text first: a pair (an emoji) is fine
+        raise MalformedJSON("A JSON string holds an unpaired surrogate (\\ud800 to \\udfff), which is no character")
     return value
+
+
+_SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF]|[\ud800-\udfff]")  # an escape of one, or one in a str body
+
+
+def _holds_surrogate(value) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _LONE.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+_LONE = re.compile(r"[\ud800-\udfff]")  # after decoding, a pair is one character: any left is unpaired
 
 
 def _depth_exceeds(value, limit: int) -> bool:

@@ -17,6 +17,7 @@ HOSTILE = {
     "NaN": b'{"quantity": NaN}',
     "Infinity": b'{"quantity": -Infinity}',
     "not UTF-8": b'{"phone": "\xff\xfe"}',
+    "unpaired surrogate": b'{"phone": "1380000\\ud800", "external_id": "\\uDC00x", "records": [{"a": "\\udbff"}]}',
 }
 
 
@@ -47,6 +48,17 @@ def test_the_bounds_are_the_documented_ones(client, resident):
     assert "32" in body["detail"]
     body = assert_problem(post(client, "/api/v1/auth/login", too_long), 400, "malformed_json")
     assert "40" in body["detail"]
+
+
+def test_a_surrogate_pair_is_one_character_and_welcome(client, community):
+    """An emoji escaped as its UTF-16 pair is a character: only a half of a pair is refused."""
+    body = (b'{"phone": "13900000077", "password": "long-enough-1", "community_id": "%s", '
+            b'"display_name": "\\ud83c\\udf31 \xe7\xbb\xbf"}' % community.id.encode())
+
+    reply = post(client, "/api/v1/auth/register", body)
+
+    assert reply.status_code == 201, reply.get_json()
+    assert reply.get_json()["user"]["display_name"] == "\U0001f331 绿"
 
 
 def test_a_hostile_body_is_refused_before_anything_is_written(client):
