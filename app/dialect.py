@@ -1,9 +1,9 @@
 """Statements whose spelling differs between PostgreSQL and SQLite."""
 import functools
-import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import orjson
 from sqlalchemy import Text, any_, bindparam, cast, column, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -166,13 +166,20 @@ def _recordset(columns: list[tuple]):
 
 def _json_rows(rows: list[dict]) -> str:
     """The rows (dicts with the same keys) as JSON text for json_to_recordset: naive UTC times (as the
-    columns store them), decimals and dates as exact strings."""
-    return json.dumps(rows, default=_json_value, ensure_ascii=False, separators=(",", ":"))
+    columns store them), decimals and dates as exact strings. orjson: a batch's thousands of rows are
+    written in a few milliseconds, where the standard library took tens."""
+    return orjson.dumps(rows, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
 def _json_value(value):
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+        return _naive_utc(value)
     if isinstance(value, (Decimal, date)):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+@functools.lru_cache(maxsize=4096)
+def _naive_utc(value: datetime) -> str:
+    """A batch stamps most of its rows with a few moments: each is converted once."""
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
