@@ -10,11 +10,12 @@ What changes is how it is written:
 
 1. validate: parse each record, find the factor rows in force (two queries for the batch; a record
    that fails is checked again by `record_action` itself, so its errors are word for word the same);
-2. lock, in one pass each, as the one-by-one path: wallets and the batch's issuance shard (created
-   if missing, one statement), then the accounts of the campaigns that may count its records' kinds;
-   then read which external ids were received;
-3. value in memory, in external_id order: anomaly history (one query), cap usage (one locking
-   query), the ledger journal and campaign parts, from state read once under those locks;
+2. lock, in one pass each, in the one-by-one path's order: wallets and the batch's issuance shard
+   (created if missing, one statement), then read which external ids were received; then the cap
+   usage rows (one locking query) and the anomaly history (one query); only then the accounts of the
+   campaigns that may count its records' kinds, which every batch paying their parts waits for;
+3. value in memory, in external_id order: the ledger journal and campaign parts, from state read
+   once under those locks;
 4. write with one statement per table: actions (a repeat stored concurrently is skipped, and the
    batch is valued again without it), cap usage, ledger entries, lots, accounts, campaign awards.
 
@@ -67,7 +68,6 @@ def _record(integration, parsed, households, checked, concurrent: set[str]) -> l
     # The issuance shard that pays this batch: another batch most likely takes another one.
     issuance_key = f"{integration.id}:{min(external_ids, default='')}"
     ledger_bulk.lock_households(household_ids, issuance_key)
-    campaigns.lock_for_households(household_ids, kinds)  # then the accounts of campaigns these may count towards
     received = incoming.received_external_ids(integration.id, external_ids) | concurrent
 
     now = utcnow()
@@ -98,9 +98,12 @@ def _record(integration, parsed, households, checked, concurrent: set[str]) -> l
 
     actions = [action for _, action in new]
     caps = approvals.CapBook(actions)
+    history = _approved_history(actions)
+    # The campaign accounts last, as one by one (wallet, caps, campaigns): every batch paying parts of a
+    # campaign waits for the others on its one account, so nothing that does not need it is done under it.
+    campaigns.lock_for_households(household_ids, kinds)
     parts = CampaignParts({h.community_id for h in households.values()}, household_ids, now, kinds)
     journal = ledger_bulk.Journal(household_ids, issuance_key, parts.account_ids)
-    history = _approved_history(actions)
     approved = []
     for action in actions:
         past = history.setdefault((action.household_id, action.action_type, action.variant or ""), [])

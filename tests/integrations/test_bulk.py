@@ -21,6 +21,7 @@ from app.integrations import bulk, service as integrations
 from app.ledger import service as ledger
 from app.ledger.kinds import EntryKind
 from app.ledger.models import LedgerAccount, LedgerEntry, LotUse, PointLot
+from tests.campaigns.conftest import budget_left
 from tests.fixtures import race
 from tests.integrations.conftest import ACTIONS_PATH, CST, card_of, record
 
@@ -246,6 +247,34 @@ def test_a_batch_locks_only_the_campaigns_that_may_count_its_records(device, mak
     integrations.ingest_records(device.integration, [record("p-1", card_of(households[0]))])
     assert held_by_another_transaction(paper_account) and not held_by_another_transaction(pet_account)
     db.session.rollback()
+
+
+@pytest.mark.committing
+def test_a_batch_leaves_the_campaign_account_free_until_it_values_its_records(device, make_resident, campaign_of,
+                                                                               monkeypatch):
+    """Every batch paying parts of a campaign waits for the others on its account: a batch takes it
+    after its wallets, received ids, cap usage and anomaly history, just before it values its records."""
+    campaign = campaign_of()
+    account = ledger.account_id("campaign", campaign.id)
+    households = [make_resident() for _ in range(3)]
+    free_when_history_read = []
+    read_history = bulk._approved_history
+
+    def spying(actions):
+        free_when_history_read.append(not held_by_another_transaction(account))
+        return read_history(actions)
+
+    monkeypatch.setattr(bulk, "_approved_history", spying)
+
+    results = integrations.ingest_records(device.integration, [
+        record(f"p-{i}", card_of(h), quantity="1") for i, h in enumerate(households)])
+
+    assert [r["status"] for r in results] == ["created"] * 3
+    assert free_when_history_read == [True]
+    assert held_by_another_transaction(account)  # taken to pay the parts, until the commit
+    db.session.commit()
+    assert budget_left(campaign.id) == 10_000 - 3 * 50
+    assert ledger.verify() == []
 
 
 @pytest.mark.committing
