@@ -93,16 +93,17 @@ def seed_demo():
 
 @ledger_cli.command("verify")
 def verify_ledger():
-    """Recompute every hash chain and balance; exit 1 naming what differs."""
+    """Recompute every hash chain and balance, and the campaign holdings; exit 1 naming what differs."""
+    from .campaigns.service import holding_problems
     from .ledger import service
 
-    problems = service.verify()
+    problems = service.verify() + holding_problems()
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
         click.echo(f"ledger verify: {len(problems)} problem(s)", err=True)
         sys.exit(1)
-    click.echo("ledger verify: every chain, balance and transfer checks out")
+    click.echo("ledger verify: every chain, balance, transfer and campaign holding checks out")
 
 
 @jobs_cli.command("requeue")

@@ -7,6 +7,7 @@ from app.columns import new_id
 from app.extensions import db
 from app.ledger import service as ledger
 from app.ledger.models import LedgerAccount, LedgerEntry
+from tests.campaigns.conftest import earn, make_campaign  # noqa: F401  fixtures
 from tests.fixtures import next_phone
 
 
@@ -123,3 +124,17 @@ def test_ledger_verify_exits_1_naming_the_tampered_account(app, resident):
     assert result.exit_code == 1
     assert wallet.id in result.stderr
     assert "problem" in result.stderr
+
+
+def test_ledger_verify_exits_1_naming_a_campaign_holding_that_differs_from_its_awards(app, make_campaign, resident,
+                                                                                      earn):
+    campaign = make_campaign(per_household_cap=100)
+    earn(resident, "0.3")  # part 15
+    assert invoke(app, "ledger", "verify").exit_code == 0
+    db.session.execute(text("UPDATE campaign_holdings SET points = 0 WHERE campaign_id = :id"), {"id": campaign.id})
+
+    result = invoke(app, "ledger", "verify")
+
+    assert result.exit_code == 1
+    assert f"campaign {campaign.id} household {resident.household_id}: holding 0 points, " \
+           "its awards add up to 15" in result.stderr

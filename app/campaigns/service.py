@@ -404,6 +404,23 @@ def add_holdings(rows: list[dict]) -> None:
              sorted((row for row in rows if row["points"]), key=lambda row: (row["campaign_id"], row["household_id"])))
 
 
+def holding_problems() -> list[str]:
+    """Where campaign_holdings differs from the awards it adds up (for `flask ledger verify`)."""
+    held = {(c, h): int(p) for c, h, p in db.session.execute(
+        select(CampaignHolding.campaign_id, CampaignHolding.household_id, CampaignHolding.points))}
+    awarded = {(c, h): int(p) for c, h, p in db.session.execute(
+        select(CampaignAward.campaign_id, CampaignAward.household_id, func.sum(CampaignAward.points))
+        .where(CampaignAward.kind.in_(("action", "reversal")))
+        .group_by(CampaignAward.campaign_id, CampaignAward.household_id))}
+    problems = []
+    for campaign_id, household_id in sorted(held.keys() | awarded.keys()):
+        holding, total = held.get((campaign_id, household_id), 0), awarded.get((campaign_id, household_id), 0)
+        if holding != total:
+            problems.append(f"campaign {campaign_id} household {household_id}: holding {holding} points, "
+                            f"its awards add up to {total}")
+    return problems
+
+
 def _record(campaign_id: str, kind: str, household_id: str, points: int, **fields) -> CampaignAward:
     """Append an award; its seq is the campaign's next (the caller holds the campaign account's lock)."""
     seq = db.session.scalar(
