@@ -1,6 +1,7 @@
 """Keyset paging: rows newest first by (created_at, id), and the opaque cursors that continue them."""
 import base64
 import json
+import re
 from datetime import datetime, timezone
 
 from .errors import validation_error
@@ -12,19 +13,34 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+CURSOR_MAX = 200  # characters: what encode_cursor gives out is about 110
+
+
 def decode_cursor(cursor: str | None):
-    """(created_at, id) from a cursor, or None; a bad cursor is a 422 on `cursor`."""
+    """(created_at, id) from a cursor, or None; a bad cursor is a 422 on `cursor`.
+
+    Only what `encode_cursor` could have given out passes: a cursor is sent back by the client, so
+    its id reaches the database as a bound value, and one the driver cannot encode (half of a
+    UTF-16 surrogate pair, a NUL) would otherwise be a 500.
+    """
     if not cursor:
         return None
     try:
+        if len(cursor) > CURSOR_MAX:
+            raise ValueError("cursor too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, row_id = json.loads(raw)
         moment = datetime.fromisoformat(created)
         if moment.tzinfo is None:  # UTC columns refuse naive times: that would be a 500
             raise ValueError("naive time in cursor")
-        return moment.astimezone(timezone.utc), str(row_id)
+        if not (isinstance(row_id, str) and _ROW_ID.fullmatch(row_id)):
+            raise ValueError("not a row id")
+        return moment.astimezone(timezone.utc), row_id
     except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
         raise validation_error("cursor", "Not a cursor this API gave out.")
+
+
+_ROW_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # ids are columns.new_id's 32 hex digits
 
 
 def page(rows, limit: int, item=lambda r: r) -> dict:

@@ -272,3 +272,15 @@ def test_every_staff_page_opens_in_both_languages(app, console):
         for lang in ("zh", "en"):
             reply = console.get(f"{path}?lang={lang}")
             assert reply.status_code == 200, (path, lang)
+
+
+@pytest.mark.parametrize("row_id", ["\ud800", "a\x00b", "x" * 300])
+def test_a_forged_page_cursor_is_a_422_page_not_a_500(console, row_id):
+    import base64
+    import json
+
+    cursor = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00+00:00", row_id]).encode()).decode()
+
+    reply = console.get(f"/console/review?cursor={cursor}")
+
+    assert reply.status_code == 422 and "text/html" in reply.content_type

@@ -92,6 +92,10 @@ def forged_cursor(value) -> str:
     ["9999-12-31T23:59:59.999999-23:59", "abc"],          # beyond the last UTC moment
     ["0001-01-01T00:00:00+14:00", "abc"],                 # before the first
     [1, 2], {"a": 1}, "ab", None,
+    ["2026-01-01T00:00:00+00:00", "\ud800"],            # an id the database driver cannot encode
+    ["2026-01-01T00:00:00+00:00", "a\x00b"],            # nor this one
+    ["2026-01-01T00:00:00+00:00", 12345],                # ids are strings
+    ["2026-01-01T00:00:00+00:00", "x" * 65],             # and short
 ])
 def test_forged_cursors_are_422_on_cursor(client, resident, value):
     response = client.get(f"/api/v1/wallet/entries?cursor={forged_cursor(value)}", headers=resident.headers)
