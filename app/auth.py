@@ -8,6 +8,7 @@ reads the login with one Core statement (`_session_user_copy`).
 import functools
 import hashlib
 import hmac
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -283,6 +284,9 @@ def signed_path() -> str:
     return f"{request.path}?{query}" if query else request.path
 
 
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
 def verify_signature(secrets: str | list[str], timestamp: str, signature: str, *,
                      skew: int = SIGNATURE_SKEW) -> tuple[str, int]:
     """Check X-Timestamp (±skew s) and X-Signature of the current request against any of `secrets`, else 401.
@@ -290,10 +294,9 @@ def verify_signature(secrets: str | list[str], timestamp: str, signature: str, *
     Returns the signature in lower case (the key under which a repeat is recognised) and the
     timestamp in Unix seconds.
     """
-    try:
-        ts = int(timestamp)
-    except (TypeError, ValueError):
+    if not isinstance(timestamp, str) or not _UNIX_SECONDS.fullmatch(timestamp):  # not "1_0", "١٢", 10**400
         raise Unauthenticated("X-Timestamp must be Unix seconds")
+    ts = int(timestamp)
     if abs(time.time() - ts) > skew:
         raise Unauthenticated("X-Timestamp is stale")
     given = (signature or "").lower()

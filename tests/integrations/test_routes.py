@@ -11,7 +11,7 @@ from app.columns import utcnow
 from app.extensions import db
 from app.integrations import service as integrations
 from app.integrations.models import Integration, IntegrationImport
-from tests.integrations.conftest import CST, card_of, balance, push, record, signed_headers
+from tests.integrations.conftest import ACTIONS_PATH, CST, card_of, balance, push, record, signed_headers
 
 PROBLEM = "application/problem+json"
 
@@ -271,6 +271,17 @@ def test_a_request_that_is_not_properly_signed_is_401(client, device, resident, 
     assert_problem(response, 401, "unauthenticated")
     assert actions_of(device.id) == []
     assert balance(client, resident) == 0
+
+
+@pytest.mark.parametrize("stamp", ["1" + "0" * 400, "-" + "9" * 400, "1_700_000_000", "١٧٠٠٠٠٠٠٠٠", " 1700000000",
+                                   "-1", "1e9", ""])
+def test_a_timestamp_that_is_not_plain_unix_seconds_is_401(client, device, resident, stamp):
+    body = json.dumps(record("ts-1", card_of(resident))).encode()
+
+    response = client.post(ACTIONS_PATH, data=body, headers=signed_headers(device, body, timestamp=stamp))
+
+    assert "Unix seconds" in assert_problem(response, 401, "unauthenticated")["detail"]
+    assert actions_of(device.id) == []
 
 
 def test_a_timestamp_just_inside_the_window_is_accepted(client, device, resident):
