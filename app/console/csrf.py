@@ -41,7 +41,8 @@ def check() -> None:
     """Refuse (400) a POST whose token is missing or not this session's."""
     key = _key()
     given = request.form.get(FIELD, "")
-    if not key or not given or not hmac.compare_digest(_token_for(key), given):
+    # compare_digest takes str of ASCII only (a TypeError, so a 500, for "é"): compare the bytes
+    if not key or not given or not hmac.compare_digest(_token_for(key).encode(), given.encode()):
         raise CSRFFailed()
 
 

@@ -175,6 +175,20 @@ def test_a_post_without_or_with_a_wrong_csrf_token_is_refused_and_changes_nothin
                              .where(LoginSession.revoked_at.is_not(None))) == 0
 
 
+@pytest.mark.parametrize("token", ["é", "中文" * 32, "ÿ" * 64])
+def test_a_csrf_token_that_is_not_ascii_is_refused_like_any_wrong_one(app, staff, token):
+    client = app.test_client()
+    client.get("/console/login")  # the pre-login cookie the token is checked against
+
+    before_login = client.post("/console/login", data={"phone": staff.user.phone, "password": PASSWORD,
+                                                       "csrf_token": token})
+    console_login(client, staff.user.phone)
+    logged_in = client.post("/console/logout", data={"csrf_token": token})
+
+    assert before_login.status_code == 400 and logged_in.status_code == 400
+    assert client.get("/console/staff").status_code == 200  # still logged in
+
+
 def test_a_csrf_token_of_one_session_is_refused_in_another(app, staff, make_staff):
     first, second = app.test_client(), app.test_client()
     console_login(first, staff.user.phone)

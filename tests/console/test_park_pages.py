@@ -108,8 +108,11 @@ def test_a_park_manager_records_a_years_emissions_and_the_statement_shows_gross_
                       {"year": str(year), "emissions_g": "5000"}, page=f"/console/parks/{park.id}/statement")
     bad = post_form(manager_console, f"/console/parks/{park.id}/inventory",
                     {"year": "1999", "emissions_g": "5000"}, page=f"/console/parks/{park.id}/statement")
+    not_ascii = [post_form(manager_console, f"/console/parks/{park.id}/inventory", {"year": year, "emissions_g": "1"},
+                           page=f"/console/parks/{park.id}/statement").status_code
+                 for year in ("²⁰²⁶", "٢٠٢٦", "2026²")]  # isdigit(), yet not the year's four ASCII digits
 
-    assert reply.status_code == 303 and bad.status_code == 422
+    assert reply.status_code == 303 and bad.status_code == 422 and not_ascii == [422, 422, 422]
     html = text_of(manager_console.get(f"/console/parks/{park.id}/statement"))
     row = re.search(rf'<tr data-year="{year}">(.*?)</tr>', html, re.S).group(1)
     assert re.findall(r'<td class="num[^"]*">([^<]+)</td>', row) == ["5,000 g CO₂e", "1,000 g CO₂e", "4,000 g CO₂e"]
