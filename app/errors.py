@@ -54,6 +54,10 @@ class Conflict(AppError):
     status, code, title = 409, "conflict", "The request conflicts with the current state"
 
 
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
 class InvalidState(AppError):
     status, code, title = 409, "invalid_state", "The object is not in a state that allows this"
 

@@ -3,6 +3,7 @@ from flask import Response, request
 
 from ..blueprint import Blueprint
 from ..auth import current_user, require_auth
+from ..errors import UnsupportedMediaType
 from ..idempotency import idempotent
 from ..paging import decode_cursor, page
 from ..schemas import NoBody
@@ -47,10 +48,14 @@ def factor_sets():
 @idempotent
 @bp.doc(requestBody=FACTOR_SET_BODY)
 @bp.response(201, FactorSetSummaryOut)
+@bp.alt_response(415, description="unsupported_media_type")
 def create_factor_set():
     """Load a draft factor set from JSON or from a CSV body (Content-Type text/csv)"""
     if request.mimetype == "text/csv":
         factor_set = methodology.create_factor_set_from_csv(request.get_data(), current_user().id)
+    elif not request.is_json:
+        raise UnsupportedMediaType("Send the factor set as JSON (Content-Type: application/json) or as CSV "
+                                   "(Content-Type: text/csv)")
     else:
         factor_set = methodology.create_factor_set(load_strict(FactorSetIn(), request.get_json()), current_user().id)
     return factor_set

@@ -24,7 +24,7 @@ from ..activities.models import Action
 from ..campaigns import service as campaigns
 from ..columns import new_id, utcnow
 from ..errors import (
-    AppError, InvalidState, NotFound, Unauthenticated, ValidationFailed, validation_error,
+    AppError, InvalidState, NotFound, Unauthenticated, UnsupportedMediaType, ValidationFailed, validation_error,
 )
 from ..extensions import db
 from ..ledger import service as ledger
@@ -37,10 +37,6 @@ from .records import ANOMALOUS, ANOMALY_HISTORY
 CSV_COLUMNS = ("external_id", "household_card", "action_type", "variant", "quantity", "unit", "occurred_at")
 IMPORT_MAX_BYTES = 2 * 1024 * 1024
 IMPORT_CHUNK = 200
-
-
-class UnsupportedMediaType(AppError):
-    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 class PayloadTooLarge(AppError):

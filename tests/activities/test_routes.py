@@ -129,6 +129,16 @@ def test_factor_set_body_must_be_json_or_csv(client, admin):
     assert unknown.status_code == 422 and "status" in unknown.get_json()["errors"]
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_factor_set_body_of_another_media_type_is_415_naming_both_it_takes(client, admin, content_type):
+    headers = {**admin.headers, **({"Content-Type": content_type} if content_type else {})}
+
+    reply = client.post(f"{API}/factor-sets", data=b"code=X", headers=headers)
+
+    assert reply.status_code == 415 and reply.get_json()["code"] == "unsupported_media_type"
+    assert "application/json" in reply.get_json()["detail"] and "text/csv" in reply.get_json()["detail"]
+
+
 def test_a_csv_body_that_is_not_utf8_is_422(client, admin):
     reply = client.post(f"{API}/factor-sets", data="factor_set,社区".encode("gb18030"), content_type="text/csv",
                         headers=admin.headers)
