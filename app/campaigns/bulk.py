@@ -98,12 +98,7 @@ class CampaignParts:
     def write(self) -> None:
         """Append the awards (one statement) and stage each campaign's leaderboard sync."""
         insert_rows(CampaignAward.__table__, self._awards)
-        holdings: dict[tuple[str, str], int] = {}
-        for award in self._awards:
-            key = (award["campaign_id"], award["household_id"])
-            holdings[key] = holdings.get(key, 0) + award["points"]
-        add_holdings([{"campaign_id": campaign_id, "household_id": household_id, "points": points}
-                      for (campaign_id, household_id), points in holdings.items()])
+        add_holdings(self._awards)  # all "action" awards
         for campaign_id in dict.fromkeys(a["campaign_id"] for a in self._awards):
             leaderboard.stage(campaign_id)
         self._awards = []

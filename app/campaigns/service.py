@@ -383,7 +383,7 @@ def cut_part(uncut: int, campaign: Campaign, held: int, budget: int) -> tuple[in
     return points, cut
 
 
-HOLDING_KEYS = ("campaign_id", "household_id")
+HELD_KINDS = ("action", "reversal")  # the awards a household's holding adds up: check-ins are not capped
 
 
 def held_points(campaign_ids, household_ids) -> dict[tuple[str, str], int]:
@@ -397,11 +397,16 @@ def held_points(campaign_ids, household_ids) -> dict[tuple[str, str], int]:
         .where(CampaignHolding.campaign_id.in_(campaign_ids), is_in(CampaignHolding.household_id, household_ids)))}
 
 
-def add_holdings(rows: list[dict]) -> None:
-    """Add awards' points (dicts of campaign_id, household_id, points) into campaign_holdings; the
-    caller holds the campaigns' account locks."""
-    add_rows(db.session, CampaignHolding.__table__, HOLDING_KEYS, ("points",),
-             sorted((row for row in rows if row["points"]), key=lambda row: (row["campaign_id"], row["household_id"])))
+def add_holdings(awards: list[dict]) -> None:
+    """Add awards of HELD_KINDS (dicts with campaign_id, household_id, points) into campaign_holdings,
+    one upsert per (campaign, household) in key order; the caller holds the campaigns' account locks."""
+    sums: dict[tuple[str, str], int] = {}
+    for award in awards:
+        key = (award["campaign_id"], award["household_id"])
+        sums[key] = sums.get(key, 0) + award["points"]
+    add_rows(db.session, CampaignHolding.__table__, ("campaign_id", "household_id"), ("points",),
+             [{"campaign_id": campaign_id, "household_id": household_id, "points": points}
+              for (campaign_id, household_id), points in sorted(sums.items()) if points])
 
 
 def holding_problems() -> list[str]:
@@ -410,7 +415,7 @@ def holding_problems() -> list[str]:
         select(CampaignHolding.campaign_id, CampaignHolding.household_id, CampaignHolding.points))}
     awarded = {(c, h): int(p) for c, h, p in db.session.execute(
         select(CampaignAward.campaign_id, CampaignAward.household_id, func.sum(CampaignAward.points))
-        .where(CampaignAward.kind.in_(("action", "reversal")))
+        .where(CampaignAward.kind.in_(HELD_KINDS))
         .group_by(CampaignAward.campaign_id, CampaignAward.household_id))}
     problems = []
     for campaign_id, household_id in sorted(held.keys() | awarded.keys()):
@@ -429,7 +434,7 @@ def _record(campaign_id: str, kind: str, household_id: str, points: int, **field
                           points=points, created_at=utcnow(), **fields)
     db.session.add(award)
     db.session.flush()
-    if kind in ("action", "reversal"):
+    if kind in HELD_KINDS:
         add_holdings([{"campaign_id": campaign_id, "household_id": household_id, "points": points}])
     leaderboard.stage(campaign_id)
     return award
@@ -536,15 +541,14 @@ def apply_campaigns(action: Action) -> int:
         return 0
     accounts = ledger.lock(*[("campaign", campaign_id) for campaign_id in candidates])  # step 4: one statement
     current = _reread(candidates)
+    held = held_points([c.id for c in current.values() if c.per_household_cap is not None], [action.household_id])
     parts, total = [], 0
     for campaign_id, account in zip(candidates, accounts):
         campaign = current.get(campaign_id)
         if campaign is None or campaign.status != "active":
             continue  # ended while we waited for its account
         uncut = uncut_part(action.base_points, campaign)
-        held = (held_points([campaign.id], [action.household_id]).get((campaign.id, action.household_id), 0)
-                if campaign.per_household_cap is not None else 0)
-        points, cut = cut_part(uncut, campaign, held, account.balance)
+        points, cut = cut_part(uncut, campaign, held.get((campaign.id, action.household_id), 0), account.balance)
         if points:
             ledger.award(action.household_id, points, kind=EntryKind.CAMPAIGN_BONUS, ref_type="action", ref_id=action.id,
                          actor_id=action.approved_by, source=account)
