@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/profile_paths.py [--requests 2000] [--path wallet|report|credit|redeem|ingest]
 
-Builds a fresh PostgreSQL database (songjiang_profile, or BENCH_PG), seeds the demo, then sends the
+Builds a fresh PostgreSQL database (songjiang_profile, or PROFILE_DB, on BENCH_PG), seeds the demo, then sends the
 requests through the Flask test client (no gunicorn, no network) under cProfile. Prints the share
 of the time spent in each library (Flask/Werkzeug, SQLAlchemy, marshmallow, psycopg, the app, ...),
 then the functions with the most time of their own. Complements scripts/bench.py, which measures
@@ -21,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BASE = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-DB = f"{PG_BASE}/songjiang_profile"
+DB_NAME = os.environ.get("PROFILE_DB", "songjiang_profile")  # another name lets two runs go side by side
+DB = f"{PG_BASE}/{DB_NAME}"
 
 GROUPS = [  # (label, fragment of the file path), first match wins
     ("app", f"{ROOT}/app/"), ("sqlalchemy", "/sqlalchemy/"), ("psycopg", "/psycopg"),
@@ -41,6 +42,34 @@ def group_of(filename: str) -> str:
     return "other python"
 
 
+def instruments(on: bool) -> None:
+    """Under `valgrind --tool=callgrind --instr-atstart=no`, count instructions only while the timed
+    requests run: a repeatable measure of this process's CPU work on a machine whose speed wanders."""
+    if os.environ.get("CALLGRIND"):
+        import subprocess
+
+        subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+def database_cpu_seconds() -> float:
+    """The CPU time (user + system) of PostgreSQL's backends serving the profile's database, from /proc
+    (the server runs on this machine); 0 where /proc cannot tell."""
+    import psycopg
+
+    with psycopg.connect(f"{PG_BASE}/postgres", autocommit=True) as conn:
+        pids = [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [DB_NAME])]
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
@@ -54,8 +83,8 @@ def main():
     import psycopg
 
     with psycopg.connect(f"{PG_BASE}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS songjiang_profile WITH (FORCE)")
-        conn.execute("CREATE DATABASE songjiang_profile")
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
     os.environ.update({"DATABASE_URL": DB, "RATELIMIT_ENABLED": "false", "REDIS_URL": "", "LOG_LEVEL": "WARNING",
                        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000", "APP_ENV": "development",
                        "REDEMPTION_CODES_LIVE_MAX": "100000", "REDEMPTION_CODE_TTL_SECONDS": "3600"})
@@ -153,14 +182,19 @@ def main():
         print(f"{args.path}: {len(seen)} statements\n  " + "\n  ".join(seen))
         return
     if args.time_only:
+        server = database_cpu_seconds()
+        instruments(True)
         started, cpu = time.perf_counter(), time.process_time()
         for item in requests[warm:]:
             send(*item)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        instruments(False)
+        server = database_cpu_seconds() - server
         count = len(requests) - warm
         # CPU: this process only (Python), so steadier than the wall time on a busy machine
         print(f"{args.path}: {wall / count * 1000:.3f} ms per request, in process, no profiler; "
-              f"{cpu / count * 1000:.3f} ms of it on this process's CPU")
+              f"{cpu / count * 1000:.3f} ms of it on this process's CPU, "
+              f"{server / count * 1000:.3f} ms on PostgreSQL's (its backends for this database)")
         return
     profile = cProfile.Profile()
     started = time.perf_counter()
