@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, event, func, select, text
 from sqlalchemy.orm import Session
 
 from ..dialect import add_rows, adding_statement
-from ..extensions import core, db
+from ..extensions import core, db, run
 from ..localtime import local_date
 from .models import DailyRollup, HouseholdMonth
 
@@ -74,8 +74,8 @@ def _write_notes(session):
     if len(day_rows) == 1 and len(month_rows) == 1 and session.get_bind().dialect.name == "postgresql":
         # One approval (the common case): both upserts in one statement, one round trip. Month rows are
         # only ever contended by transactions of their household, which its wallet lock serialises.
-        session.connection().execute(_both_statement(), {**{f"d_{k}": v for k, v in day_rows[0].items()},
-                                                         **{f"m_{k}": v for k, v in month_rows[0].items()}})
+        run(session.connection(), _both_statement(), {**{f"d_{k}": v for k, v in day_rows[0].items()},
+                                                      **{f"m_{k}": v for k, v in month_rows[0].items()}})
         return
     add_rows(session, DailyRollup.__table__, _DAY_KEYS, _DAY_SUMS, day_rows)
     add_rows(session, HouseholdMonth.__table__, _MONTH_KEYS, _MONTH_SUMS, month_rows)

@@ -133,10 +133,32 @@ def lock(*parties) -> list[LedgerAccount]:
         # for each other in a circle. (Locking first and creating what was missing afterwards would hold a
         # later row while waiting for an earlier one: that deadlocks against a transaction locking both.)
         now = utcnow()
-        for row in core(_lock_or_create(dialect_name()),
-                        [_new_account(key, *owner, created_at=now) for key, owner in wanted]):
+        rows = [_new_account(key, *owner, created_at=now) for key, owner in wanted]
+        dialect = dialect_name()
+        if dialect == "postgresql" and len(rows) <= LOCK_ROWS_PREBUILT:
+            # The same multi-row INSERT, built once per row count with numbered parameters, so that it
+            # is a pre-built statement (app/driver.py) rather than one SQLAlchemy compiles on each use.
+            returned = core(_lock_or_create_rows(len(rows)),
+                            {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()})
+        else:
+            returned = core(_lock_or_create(dialect), rows)
+        for row in returned:
             _hold(loaded(LedgerAccount, row._asdict()))  # the row as locked, over any copy held before
     return [held[key] for key in ids]
+
+
+LOCK_ROWS_PREBUILT = 4  # a credit locks 2 accounts, a campaign's part 1 more, a redemption 2
+
+
+@functools.cache
+def _lock_or_create_rows(count: int):
+    """PostgreSQL: `_lock_or_create` for exactly `count` rows, their values named `<column>_<row>`."""
+    accounts = LedgerAccount.__table__
+    statement = dialect_insert_for("postgresql", accounts).values(
+        [{c.key: bindparam(f"{c.key}_{i}", type_=c.type) for c in accounts.c} for i in range(count)])
+    return statement.on_conflict_do_update(
+        index_elements=[accounts.c.id], set_={"id": statement.excluded.id},
+    ).returning(*accounts.c)
 
 
 @functools.cache
