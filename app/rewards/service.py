@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from .. import keyring
 from ..accounts import scopes
@@ -20,7 +21,7 @@ from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
 from ..errors import AppError, Conflict, InsufficientPoints, NotFound, validation_error
 from ..paging import page_rows
-from ..rows import write_new
+from ..rows import loaded, write_new
 from ..extensions import core, db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
@@ -305,13 +306,14 @@ def _replay(code: RedemptionCode, merchant_id: str) -> Outcome:
 
 # The claim: a live code of this merchant becomes used, naming the redemption it will be, in one
 # statement that also reads the code. A code it does not claim is read again to say why.
+# Core, its row made the session's object (as the ORM's populate_existing would) by `rows.loaded`.
+_CODES = RedemptionCode.__table__
 _CLAIM = (
-    update(RedemptionCode)
-    .where(RedemptionCode.code_hash == bindparam("b_hash"), RedemptionCode.state == "live",
-           RedemptionCode.merchant_id == bindparam("b_merchant"))
+    update(_CODES)
+    .where(_CODES.c.code_hash == bindparam("b_hash"), _CODES.c.state == "live",
+           _CODES.c.merchant_id == bindparam("b_merchant"))
     .values(state="used", decided_at=bindparam("b_now"), redemption_id=bindparam("b_redemption"))
-    .returning(RedemptionCode)
-    .execution_options(synchronize_session=False, populate_existing=True)
+    .returning(*_CODES.c)
 )
 
 
@@ -327,8 +329,10 @@ def redeem_code(raw_code: str, merchant_id: str, actor_id: str) -> Outcome:
     code_hash = _hash(_digits(raw_code))
     now = utcnow()
     redemption_id = new_id()
-    code = db.session.scalar(_CLAIM, {"b_hash": code_hash, "b_merchant": merchant_id, "b_now": now,
-                                      "b_redemption": redemption_id})
+    db.session.flush()  # as the ORM's statement would autoflush
+    claimed = core(_CLAIM, {"b_hash": code_hash, "b_merchant": merchant_id, "b_now": now,
+                            "b_redemption": redemption_id}).first()
+    code = None if claimed is None else loaded(RedemptionCode, claimed._asdict())
     if code is None:  # unknown, decided (maybe by a scan that got there first), or another merchant's
         code = _find_code(raw_code)
         if code.state != "live":
@@ -377,6 +381,27 @@ _TAKE_STOCK = (update(_REWARDS).where(_REWARDS.c.id == bindparam("reward_id"), _
                .values(stock=_REWARDS.c.stock - bindparam("quantity")))
 
 
+_MERCHANTS = Merchant.__table__
+_REWARD_WITH_MERCHANT = (
+    select(*_REWARDS.c, *[column.label(f"merchant__{column.key}") for column in _MERCHANTS.c])
+    .join_from(_REWARDS, _MERCHANTS, _MERCHANTS.c.id == _REWARDS.c.merchant_id)
+    .where(_REWARDS.c.id == bindparam("reward_id"))
+)
+
+
+def _reward_with_merchant(reward_id: str) -> Reward:
+    """The reward with its merchant, in one pre-built statement (what `db.session.get` with the joined
+    merchant reads); one the session already holds is returned as it is held."""
+    held = db.session.identity_map.get(identity_key(Reward, reward_id))
+    if held is not None:
+        return held
+    row = core(_REWARD_WITH_MERCHANT, {"reward_id": reward_id}).one()._mapping
+    merchant = loaded(Merchant, {c.key: row[f"merchant__{c.key}"] for c in _MERCHANTS.c}, refresh=False)
+    reward = loaded(Reward, {c.key: row[c.key] for c in _REWARDS.c}, refresh=False)
+    set_committed_value(reward, "merchant", merchant)
+    return reward
+
+
 @dataclass
 class _Counts:
     held: int  # units of the reward the household holds
@@ -388,7 +413,7 @@ def _decide(code: RedemptionCode, now: datetime):
     """Every refusal, in order, before anything is written; the stock is taken last, guarded."""
     if code.expires_at <= now:
         raise CodeExpired()
-    reward = db.session.get(Reward, code.reward_id)  # with its merchant, in one query
+    reward = _reward_with_merchant(code.reward_id)
     merchant = reward.merchant
     if not is_available(reward, merchant, now):
         raise RewardUnavailable()
