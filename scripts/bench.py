@@ -172,6 +172,11 @@ def prepare(households: int, codes_per_household: int, walkers: int):
     return residents, codes, one_merchant, walking, cards, device
 
 
+def _chosen(only: str, name: str) -> bool:
+    """Whether a row's name contains any of the comma-separated words of --only."""
+    return any(word.strip() and word.strip() in name for word in only.split(","))
+
+
 def _subject(headers) -> str:
     import jwt
 
@@ -330,7 +335,8 @@ def main():
     parser.add_argument("--households", type=int, default=300)
     parser.add_argument("--requests", type=int, default=3000, help="requests per row without wrk")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each row, ceiling and app in turn")
-    parser.add_argument("--only", help="run only the rows whose name contains this (e.g. credit, ingestion)")
+    parser.add_argument("--only", help="run only the rows whose name contains this, or any of several words separated by commas "
+                        "(e.g. credit, ingestion, 'credit,redemption')")
     args = parser.parse_args()
     use_wrk = shutil.which("wrk") is not None
     fresh_database()
@@ -372,7 +378,7 @@ def main():
             if use_wrk else (lambda port, reqs, label: load(port, reqs[:args.requests], args.clients))
         drive(BARE_PORT, rows["pending report"][1][:500], "warm")
         if args.only:
-            rows = {name: row for name, row in rows.items() if args.only in name}
+            rows = {name: row for name, row in rows.items() if _chosen(args.only, name)}
         for name, (bare_port, bare_reqs, app_port, app_reqs) in rows.items():
             rounds = []
             for r in range(args.rounds):
@@ -387,7 +393,7 @@ def main():
                 ("device ingestion, shared households", "shared", False, walking_cards, "paper"),
                 ("device ingestion, separate households", "apart", True, cards, "paper"),
                 ("device ingestion, separate, no campaign", "pet", True, cards, "pet")):
-            if args.only and args.only not in name:
+            if args.only and not _chosen(args.only, name):
                 continue
             batches = signed_batches(device, among, batches=400, size=500, label=label, apart=apart, variant=variant)
             results[name] = (None, run_wrk(APP_PORT, batches, 2, args.seconds * 3, workdir, label)
