@@ -74,7 +74,7 @@ def execute(connection, statement, params):
         else:
             cursor.execute(plan.sql, bound)
         result = Result(cursor, plan)
-    except Exception as error:  # the connection wraps it (and invalidates a lost one), as Core does
+    except BaseException as error:  # the connection wraps it (and invalidates a lost one), as Core does
         connection._handle_dbapi_exception(error, plan.sql, bound, cursor, None)
     cursor.close()
     return result
