@@ -69,8 +69,10 @@ def execute(connection, statement, params):
     cursor = None
     try:
         cursor = connection.connection.cursor()
-        if many:
+        if many and len(bound) > 1:
             cursor.executemany(plan.sql, bound)
+        elif many:  # one row: psycopg's executemany would set up a pipeline for it
+            cursor.execute(plan.sql, bound[0])
         else:
             cursor.execute(plan.sql, bound)
         result = Result(cursor, plan)
