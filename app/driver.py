@@ -192,6 +192,15 @@ class Result:
     def scalars(self) -> "Scalars":
         return Scalars([row[0] for row in self._all()])
 
+    def scalar_one_or_none(self):
+        row = self.one_or_none()
+        return None if row is None else row[0]
+
+    def mappings(self) -> list[dict]:
+        return [row._mapping for row in self._all()]
+
+    fetchall = all
+
 
 class Scalars(list):
     """The first column of each row."""

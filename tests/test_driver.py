@@ -54,6 +54,10 @@ def test_scalars_one_first_and_rowcount_match_core(community, make_community):
     for result in _twice(RENAME, {"cid": "nobody", "new_name": "x"}):
         assert result.first() is None
     for result in _twice(RENAME, {"cid": "nobody", "new_name": "x"}):
+        assert result.scalar_one_or_none() is None
+    for result in _twice(RENAME, {"cid": other.id, "new_name": "泗泾镇"}):
+        assert [dict(m) for m in result.mappings()] == [{"id": other.id, "name": "泗泾镇", "position": other.position}]
+    for result in _twice(RENAME, {"cid": "nobody", "new_name": "x"}):
         with pytest.raises(NoResultFound):
             result.one()
     db.session.expire_all()
