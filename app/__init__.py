@@ -6,7 +6,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import load_config, settle_limit_storage, settle_secrets
-from .extensions import api, db, limiter, migrate
+from .extensions import api, begin_sqlite_transactions, db, limiter, migrate
 from .keyring import check_data_keys
 
 API_PREFIX = "/api/v1"
@@ -29,6 +29,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     _prepare_sqlite(app)
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            begin_sqlite_transactions(engine)
     migrate.init_app(app, db, directory=str(_migrations_dir()), compare_type=True, render_as_batch=True)
     from . import ratelimit  # noqa: F401  registers the sjc+database:// limiter storage
 
@@ -158,7 +161,3 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
     cursor.close()
 
 
-@event.listens_for(Engine, "begin")
-def _sqlite_begin_immediate(conn):
-    if conn.dialect.name == "sqlite":  # a read-only session (app/replica.py) takes no write lock
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")

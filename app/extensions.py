@@ -86,6 +86,20 @@ def run(connection, statement, params=None):
     return driver.execute(connection, statement, params) or connection.execute(statement, params)
 
 
+def begin_sqlite_transactions(engine) -> None:
+    """On a SQLite engine, begin each transaction ourselves (connections run with isolation_level
+    None, `app/__init__.py`): BEGIN IMMEDIATE, so that a writer takes the write lock up front, or a
+    plain BEGIN for a read-only session (app/replica.py). Registered per engine, not on the Engine
+    class: an engine with a statement-level listener makes SQLAlchemy dispatch events around every
+    statement it runs, and PostgreSQL's engines need none."""
+    if engine.dialect.name == "sqlite" and not event.contains(engine, "begin", _begin_sqlite):
+        event.listen(engine, "begin", _begin_sqlite)
+
+
+def _begin_sqlite(conn):
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
+
+
 @event.listens_for(Pool, "checkout")
 def _refuse_closed_connection(dbapi_connection, connection_record, connection_proxy):
     """Hand out no pooled PostgreSQL connection that the server has already closed, at no round trip.

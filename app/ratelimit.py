@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .extensions import db
+from .extensions import begin_sqlite_transactions, db
 
 SCHEME = "sjc+database"
 KEY_LENGTH = 200
@@ -64,6 +64,7 @@ def counter_engine() -> Engine:
         path, _, query = url[len("sqlite:///"):].partition("?")
         engine = create_engine(f"sqlite:///{path}-limits" + (f"?{query}" if query else ""),
                                connect_args={"timeout": 30, "check_same_thread": False})
+        begin_sqlite_transactions(engine)
         with engine.begin() as conn:
             RateLimitCounter.__table__.create(conn, checkfirst=True)
         _SQLITE_ENGINES[url] = engine

@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from app.extensions import db
+from app.extensions import begin_sqlite_transactions, db
 
 _lock = threading.Lock()
 
@@ -27,6 +27,7 @@ def replica_engine():
         if engine is None:
             options = {"pool_pre_ping": True} if url.startswith("postgresql") else {}
             engine = current_app.extensions["replica_engine"] = create_engine(url, **options)
+            begin_sqlite_transactions(engine)
         return engine
 
 
