@@ -119,8 +119,8 @@ def _usage_statements(dialect: str, count: int) -> dict:
     cap_of = case(*[(c.period == period[i], cap[i]) for i in range(count)])
     mine = and_(c.household_id == household, c.factor_id == factor)
     delta_of = case(*[(c.period == period[i], delta[i]) for i in range(count)])
-    # One row is a plain VALUES, which SQLAlchemy compiles once; several rows are compiled on each use
-    # (every factor row of today's set has a single cap).
+    # One row is a plain VALUES, which SQLAlchemy's cache compiles once; several rows it compiles on each
+    # use, except on PostgreSQL's driver path (app/driver.py), which keeps either compiled.
     rows = rows[0] if count == 1 else rows
     return {
         # Add `add` to every row where it still fits its cap (a new row is made holding it); returns those rows.

@@ -3,13 +3,11 @@
 A park manager sees only their own park and a district admin any park: `parks.park_for`, the
 API's rule, decides (another park is a 404, as in the API).
 """
-import re
-
 from flask import g, redirect, render_template, request, url_for
 
 from ..district import parks
 from ..district.schemas import InventoryIn, RetirementIn
-from ..errors import NotFound, validation_error
+from ..errors import NotFound
 from ..localtime import local_date, today
 from ..transaction import transactional
 from . import back_to, bp, charts, pages
@@ -66,10 +64,7 @@ def retirement_certificate(park_id, retirement_id):
 def set_inventory(park_id):
     """Record the park's gross emissions of a year (replacing an earlier figure); the statement shows net."""
     park = parks.park_for(g.console_user, park_id)
-    year = request.form.get("year", "").strip()
-    # The API's rule for the year in its path; ASCII digits only ("²" is isdigit() yet no int()).
-    if not (re.fullmatch(r"[0-9]{4}", year) and 2000 <= int(year) <= 2999):
-        raise validation_error("year", "Must be between 2000 and 2999.")
+    year = parks.inventory_year(request.form.get("year", ""))  # the API's rule for the year in its path
     data = load_form(InventoryIn(), {"emissions_g": "int"})
-    parks.set_inventory(park, int(year), data["emissions_g"], g.console_user.id)
+    parks.set_inventory(park, year, data["emissions_g"], g.console_user.id)
     return back_to("console.park_statement", park_id=park.id)

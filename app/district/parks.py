@@ -6,6 +6,7 @@ Every amount is guarded inside its write: a transfer advances the batch's `trans
 requests take exactly what is there and the rest get 409 exceeds_available. Lock order: batch, then
 park, then the park's transfer rows (serial order).
 """
+import re
 from collections import defaultdict
 
 from sqlalchemy import select, update
@@ -14,6 +15,7 @@ from ..errors import AppError, Forbidden, NotFound, validation_error
 from ..extensions import db
 from ..localtime import today
 from .batches import serial_label
+from .schemas import YEAR
 from .models import Park, ParkInventory, ParkTransfer, ReductionBatch, RetiredRange, Retirement
 
 
@@ -146,6 +148,16 @@ def retirement_view(retirement: Retirement) -> dict:
                     "quantity_g": r.quantity_g,
                     "serial_label": serial_label(batches[r.batch_id], r.serial_from, r.serial_to)} for r in ranges],
     }
+
+
+def inventory_year(value: int | str) -> int:
+    """The year of a park's inventory, 2000 to 2999 (YEAR), else a 422 on `year`: an int from the API's
+    path, or the console form's text, which must be four ASCII digits ("²" is isdigit() yet no int())."""
+    if isinstance(value, str):
+        value = int(value) if re.fullmatch(r"[0-9]{4}", value.strip()) else 0
+    if not YEAR.min <= value <= YEAR.max:
+        raise validation_error("year", f"Must be between {YEAR.min} and {YEAR.max}.")
+    return value
 
 
 def set_inventory(park: Park, year: int, emissions_g: int, actor_id: str | None) -> ParkInventory:

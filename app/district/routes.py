@@ -3,7 +3,6 @@ from flask import send_file
 
 from ..blueprint import Blueprint
 from ..auth import current_user, require_auth
-from ..errors import validation_error
 from ..idempotency import idempotent
 from ..paging import decode_cursor, page
 from . import batches, exports, parks, reports
@@ -166,8 +165,7 @@ def statement(park_id):
 @bp.response(200, InventoryOut)
 def set_inventory(data, park_id, year):
     """Record the park's gross emissions of a year; the statement shows gross, offset and net"""
-    if not 2000 <= year <= 2999:
-        raise validation_error("year", "Must be between 2000 and 2999.")
+    year = parks.inventory_year(year)
     user = current_user()
     return parks.set_inventory(parks.park_for(user, park_id), year, data["emissions_g"], user.id)
 
