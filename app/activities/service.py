@@ -16,7 +16,7 @@ from ..columns import new_id, utcnow
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..qr import labelled_png
-from ..rows import write_new
+from ..rows import new, write_new
 from ..paging import page_rows
 from . import review
 from .factors import resolve_factor
@@ -93,8 +93,8 @@ def record_action(*, household_id: str, resident_id: str | None, action_type: st
         errors["quantity"] = [f"Must be a whole number for the unit {unit}."]
     if errors:
         raise ValidationFailed(errors)
-    action = Action(
-        id=new_id(), household_id=household.id, resident_id=resident_id, community_id=household.community_id,
+    action = new(
+        Action, id=new_id(), household_id=household.id, resident_id=resident_id, community_id=household.community_id,
         action_type=action_type, variant=variant or None, quantity=quantity, unit=unit,
         occurred_at=occurred_at, source=source, status="pending", evidence=evidence, note=note,
         factor_id=row.id, factor=row, recorded_by=actor_id, integration_id=integration_id,

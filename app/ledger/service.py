@@ -40,7 +40,7 @@ from ..columns import new_id, utcnow
 from ..dialect import dialect_insert_for, dialect_name
 from ..errors import Conflict, InsufficientPoints
 from ..paging import page_rows
-from ..rows import loaded
+from ..rows import loaded, new, set_loaded
 from ..extensions import core, db
 from .kinds import EntryKind, totals_delta
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
@@ -264,8 +264,8 @@ def _locks_released_at_the_end(session, transaction):
 def _next_entry(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, fields: dict) -> LedgerEntry:
     """The entry that follows an account's chain head (not yet written)."""
     assert account.id in db.session.info.get(LOCKED, ()), f"ledger account {account.id} written without its lock"
-    entry = LedgerEntry(
-        id=new_id(), transfer_id=transfer_id, account_id=account.id, seq=account.seq + 1,
+    entry = new(
+        LedgerEntry, id=new_id(), transfer_id=transfer_id, account_id=account.id, seq=account.seq + 1,
         amount=amount, balance_after=account.balance + amount, created_at=now,
         prev_hash=account.head_hash, **fields,
     )
@@ -387,9 +387,8 @@ def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime
 
 def _mirror(account: LedgerAccount, entry: LedgerEntry, totals: tuple[int, int]) -> None:
     """Mirror an UPDATE that appended `entry` on the kept row, without making the ORM write it again."""
-    for name, value in (("balance", entry.balance_after), ("seq", entry.seq), ("head_hash", entry.hash),
-                        ("earned", account.earned + totals[0]), ("redeemed", account.redeemed + totals[1])):
-        set_committed_value(account, name, value)
+    set_loaded(account, {"balance": entry.balance_after, "seq": entry.seq, "head_hash": entry.hash,
+                         "earned": account.earned + totals[0], "redeemed": account.redeemed + totals[1]})
 
 
 def transfer(

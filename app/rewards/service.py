@@ -21,7 +21,7 @@ from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
 from ..errors import AppError, Conflict, InsufficientPoints, NotFound, validation_error
 from ..paging import page_rows
-from ..rows import loaded, write_new
+from ..rows import loaded, new, write_new
 from ..extensions import core, db
 from ..ledger import service as ledger
 from ..ledger.kinds import EntryKind
@@ -448,8 +448,8 @@ def _complete(code: RedemptionCode, redemption_id: str, reward: Reward, merchant
     """The writes of a decided redemption; any failure here rolls the whole unit of work back."""
     moved = ledger.transfer(wallet, till, code.points_cost, kind=EntryKind.REDEMPTION, ref_type="redemption",
                             ref_id=redemption_id, actor_id=actor_id)
-    redemption = Redemption(
-        id=redemption_id, code_id=code.id, merchant_id=merchant.id, reward_id=reward.id,
+    redemption = new(
+        Redemption, id=redemption_id, code_id=code.id, merchant_id=merchant.id, reward_id=reward.id,
         household_id=code.household_id, quantity=code.quantity, points=code.points_cost, status="completed",
         transfer_id=moved.id, redeemed_by=actor_id, created_at=now,
     )
