@@ -12,16 +12,18 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 import jwt
 from flask import current_app, g, request
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .columns import new_id, utcnow
 from .errors import Forbidden, Unauthenticated
 from .extensions import core, db
-from .rows import detached
+from .rows import loaded
 
 ALGORITHMS = ["HS256"]
 BEARER = {"bearerAuth": []}
@@ -82,7 +84,7 @@ FORGET = "auth_forget_logins"
 
 
 class LoginCache:
-    """Session id → a detached copy of its user (household, staff communities), until it expires.
+    """Session id → its `Login` (the rows of its user, household and staff communities), until it expires.
 
     Thread-safe. Every `forget` bumps `generation`: a database read that started before it is not
     stored, so a login revoked while another thread was reading it cannot come back.
@@ -190,7 +192,7 @@ def _load_user():
     cached = login_cache.get(claims["sid"], claims["sub"]) if seconds > 0 else None
     if cached is not None:
         g.session_id = claims["sid"]
-        return db.session.merge(cached, load=False)  # into this request's session, without a read
+        return _attach(cached)  # into this request's session, without a read
     generation = login_cache.generation
     copy = _session_user_copy(claims["sid"], claims["sub"])
     if copy is None:
@@ -198,7 +200,7 @@ def _load_user():
     g.session_id = claims["sid"]
     if seconds > 0:
         login_cache.put(claims["sid"], copy, seconds, generation)
-    return db.session.merge(copy, load=False)  # as a cached login is
+    return _attach(copy)  # as a cached login is
 
 
 @functools.cache
@@ -215,10 +217,26 @@ def _session_user_statement(of_user: bool):
     return statement.where(logins.c.user_id == bindparam("user_id")) if of_user else statement
 
 
-def _session_user_copy(session_id: str, user_id: str | None = None):
-    """The user of a login session that has not been revoked (and is `user_id`'s, if given), else None:
-    one Core statement read into a detached copy of the user (with its household, and a staff
-    member's communities), the form the login cache keeps."""
+class Login(NamedTuple):
+    """What the login cache keeps of a login: its user's row, its household's (or None) and a staff
+    member's community rows (or None), as column values; immutable, shared by every thread."""
+
+    user: dict
+    household: dict | None
+    staff_communities: tuple | None
+
+    @property
+    def id(self) -> str:
+        return self.user["id"]
+
+    @property
+    def household_id(self) -> str | None:
+        return self.user["household_id"]
+
+
+def _session_user_copy(session_id: str, user_id: str | None = None) -> Login | None:
+    """The login of a session that has not been revoked (and is `user_id`'s, if given), else None:
+    one Core statement (two for community staff) read into the values the login cache keeps."""
     from .accounts.models import Household, StaffCommunity, User
 
     params = {"session_id": session_id} if user_id is None else {"session_id": session_id, "user_id": user_id}
@@ -228,21 +246,33 @@ def _session_user_copy(session_id: str, user_id: str | None = None):
     values = row._mapping
     household = None
     if values["household__id"] is not None:
-        household = detached(Household, {column.key: values[f"household__{column.key}"]
-                                         for column in Household.__table__.c})
-    related = {"household": household}
+        household = {column.key: values[f"household__{column.key}"] for column in Household.__table__.c}
+    staff = None
     if values["role"] == "community_staff":  # the only role whose scope reads them
-        staff = StaffCommunity.__table__
-        related["staff_communities"] = [detached(StaffCommunity, dict(r._mapping))
-                                        for r in core(select(staff).where(staff.c.user_id == values["id"]))]
-    return detached(User, {column.key: values[column.key] for column in User.__table__.c}, **related)
+        staff_communities = StaffCommunity.__table__
+        rows = core(select(staff_communities).where(staff_communities.c.user_id == values["id"]))
+        staff = tuple(dict(r._mapping) for r in rows)
+    return Login({column.key: values[column.key] for column in User.__table__.c}, household, staff)
+
+
+def _attach(login: Login):
+    """The login's user as an object of this request's session, with its household (and a staff
+    member's communities), as if loaded: no read."""
+    from .accounts.models import Household, StaffCommunity, User
+
+    user = loaded(User, login.user)
+    set_committed_value(user, "household", None if login.household is None else loaded(Household, login.household))
+    if login.staff_communities is not None:
+        set_committed_value(user, "staff_communities",
+                            [loaded(StaffCommunity, values) for values in login.staff_communities])
+    return user
 
 
 def session_user(session_id: str):
     """The user of a login session that has not been revoked, else None, in this request's session:
     the staff console's cookie (always read; bearer tokens go through the login cache)."""
     copy = _session_user_copy(session_id)
-    return None if copy is None else db.session.merge(copy, load=False)
+    return None if copy is None else _attach(copy)
 
 
 def current_user():
