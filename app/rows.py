@@ -58,10 +58,13 @@ def _insert_of(cls) -> tuple:
 def write_new(obj) -> None:
     """INSERT a new (transient) object's row now and attach it, loaded; an object already in a
     session is left to the unit of work. Does not commit."""
-    if not inspect(obj).transient:
+    if not instance_state(obj).transient:
         return
     statement, keys, defaulted = _insert_of(type(obj))
-    values = {key: getattr(obj, key) for key in keys}
+    if _shape(type(obj))[1] is None:
+        values = {key: getattr(obj, key) for key in keys}
+    else:  # what getattr gives for a new object's column: its value, or None when never set
+        values = {key: obj.__dict__.get(key) for key in keys}
     missing = [key for key in defaulted if values[key] is None]
     if missing:  # a column default the ORM would have applied: the callers set every such column
         raise ValueError(f"{type(obj).__name__} written without {', '.join(missing)}")
