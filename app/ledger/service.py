@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import BigInteger, and_, bindparam, case, event, func, insert, or_, select, union_all, update
+from sqlalchemy import BigInteger, String, and_, bindparam, case, cast, event, func, insert, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -436,10 +436,35 @@ def transfer(
 
 
 def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str | None) -> None:
-    """Spend the lots that expire first (or exactly `from_lot`) and record which."""
-    params = {"account_id": account_id} if from_lot is None else {"account_id": account_id, "lot_id": from_lot}
+    """Spend the lots that expire first (or exactly `from_lot`) and record which: on PostgreSQL in one
+    statement (`_CONSUME`), elsewhere a locking read, then the lots' UPDATE and the uses' INSERT."""
     db.session.flush()  # lots the session changed (a restore) are read as changed
-    lots = core(_OPEN_LOTS[from_lot is not None], params).all()  # (id, remaining), locked
+    together = dialect_name() == "postgresql"
+    if together:
+        params = {"b_account": account_id, "b_amount": amount, "b_transfer": transfer_id}
+        if from_lot is not None:
+            params["b_lot"] = from_lot
+        takes = [(lot_id, remaining + take, take)
+                 for lot_id, remaining, take in core(_CONSUME[from_lot is not None], params).all()]
+    else:
+        params = {"account_id": account_id} if from_lot is None else {"account_id": account_id, "lot_id": from_lot}
+        takes = _takes(core(_OPEN_LOTS[from_lot is not None], params).all(), amount)  # locked
+    if sum(take for _, _, take in takes) < amount:
+        # Balance and lots disagree: the invariant check would flag it; refuse rather than go on (what
+        # was written rolls back with the caller's transaction).
+        raise Conflict("The household's point lots do not cover its balance")
+    if not together:
+        core(_TAKE_FROM_LOT, [{"lot_id": lot_id, "take": take} for lot_id, _, take in takes])
+        core(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot_id, "transfer_id": transfer_id, "amount": take}
+                                for lot_id, _, take in takes])
+    for lot_id, remaining, take in takes:
+        held = db.session.identity_map.get(identity_key(PointLot, lot_id))
+        if held is not None:  # a lot this session has loaded: as the UPDATE left it
+            set_committed_value(held, "remaining", remaining - take)
+
+
+def _takes(lots, amount: int) -> list[tuple[str, int, int]]:
+    """(lot id, remaining before, points taken) of the open lots, expiring first first, until `amount` is paid."""
     left, takes = amount, []
     for lot_id, remaining in lots:
         if left == 0:
@@ -447,16 +472,7 @@ def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str 
         take = min(remaining, left)
         takes.append((lot_id, remaining, take))
         left -= take
-    if left:
-        # Balance and lots disagree: the invariant check would flag it; refuse rather than go on.
-        raise Conflict("The household's point lots do not cover its balance")
-    core(_TAKE_FROM_LOT, [{"lot_id": lot_id, "take": take} for lot_id, _, take in takes])
-    for lot_id, remaining, take in takes:
-        held = db.session.identity_map.get(identity_key(PointLot, lot_id))
-        if held is not None:  # a lot this session has loaded: as the UPDATE left it
-            set_committed_value(held, "remaining", remaining - take)
-    core(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot_id, "transfer_id": transfer_id, "amount": take}
-                            for lot_id, _, take in takes])
+    return takes
 
 
 def _open_lots(one: bool):
@@ -468,7 +484,35 @@ def _open_lots(one: bool):
     return query.order_by(lots.expires_at, lots.id).with_for_update()
 
 
+def _consume_statement(one: bool):
+    """PostgreSQL: `_takes` over `_open_lots` (the same rows, locked), the lots' UPDATE and the uses'
+    INSERT as one statement, returning (lot id, remaining after, points taken) of each lot it took
+    from. A use's id is 32 random hex characters, as `new_id` makes them (from gen_random_uuid:
+    its 122 random bits)."""
+    # Parameters named unlike any column: a statement that holds an UPDATE or INSERT is compiled for the
+    # names it is given (app/driver.py), and a column's name would become one more value to SET.
+    lots, amount = _LOTS.c, bindparam("b_amount", type_=BigInteger)
+    locked = select(lots.id, lots.remaining, lots.expires_at).where(
+        lots.account_id == bindparam("b_account"), lots.remaining > 0)
+    if one:
+        locked = locked.where(lots.id == bindparam("b_lot"))
+    locked = locked.order_by(lots.expires_at, lots.id).with_for_update().cte("open_lots")
+    paid_through = func.sum(locked.c.remaining).over(order_by=(locked.c.expires_at, locked.c.id))
+    paid_before = cast(paid_through, BigInteger) - locked.c.remaining  # sum() of bigint is numeric
+    ranked = select(locked.c.id, locked.c.remaining, paid_before.label("before")).cte("ranked")
+    takes = (select(ranked.c.id, func.least(ranked.c.remaining, amount - ranked.c.before).label("take"))
+             .where(ranked.c.before < amount).cte("takes"))
+    moved = (update(_LOTS).where(lots.id == takes.c.id).values(remaining=lots.remaining - takes.c.take)
+             .returning(lots.id, lots.remaining, takes.c.take).cte("moved"))
+    use_id = func.replace(cast(func.gen_random_uuid(), String), "-", "")
+    uses = insert(LotUse.__table__).from_select(
+        ["id", "lot_id", "transfer_id", "amount"],
+        select(use_id, moved.c.id, bindparam("b_transfer", type_=String), moved.c.take)).cte("uses")
+    return select(moved.c.id, moved.c.remaining, moved.c.take).add_cte(uses)
+
+
 _OPEN_LOTS = {False: _open_lots(one=False), True: _open_lots(one=True)}
+_CONSUME = {False: _consume_statement(one=False), True: _consume_statement(one=True)}
 _TAKE_FROM_LOT = (update(_LOTS).where(_LOTS.c.id == bindparam("lot_id"))
                   .values(remaining=_LOTS.c.remaining - bindparam("take", type_=BigInteger)))
 _INSERT_LOT_USES = insert(LotUse.__table__)

@@ -280,6 +280,36 @@ def test_debits_consume_the_lots_that_expire_first(wallet, merchant_account):
     assert ledger.verify() == []
 
 
+def test_a_debit_leaves_the_lots_the_session_holds_as_it_wrote_them(wallet, merchant_account):
+    early = credit_lot(wallet, 30, 10)
+    late = credit_lot(wallet, 50, 300)
+
+    spend = ledger.transfer(wallet, merchant_account, 35, kind="redemption", ref_type="t", ref_id="1")
+
+    assert (early.remaining, late.remaining) == (0, 45)  # no expire_all: the objects were kept in step
+    uses = db.session.scalars(select(LotUse).where(LotUse.transfer_id == spend.id)).all()
+    assert sorted((u.lot_id, u.amount) for u in uses) == sorted([(early.id, 30), (late.id, 5)])
+    assert all(len(u.id) == 32 and set(u.id) <= set("0123456789abcdef") for u in uses)
+    assert len({u.id for u in uses}) == 2
+
+
+def test_a_debit_the_lots_cannot_cover_is_refused_and_takes_nothing(wallet, merchant_account):
+    early = credit_lot(wallet, 30, 10)
+    late = credit_lot(wallet, 50, 300)
+    db.session.execute(text("UPDATE point_lots SET remaining = 5 WHERE id = :id"), {"id": late.id})
+    db.session.commit()
+    lot_uses = counts()[1]
+
+    with pytest.raises(Conflict):
+        ledger.transfer(wallet, merchant_account, 60, kind="redemption", ref_type="t", ref_id="1")
+    db.session.rollback()
+
+    db.session.expire_all()
+    assert (early.remaining, late.remaining) == (30, 5)
+    assert counts()[1] == lot_uses
+    assert fresh(wallet).balance == 80
+
+
 def test_restores_gives_the_same_lots_back(wallet, merchant_account):
     early = credit_lot(wallet, 30, 10)
     late = credit_lot(wallet, 50, 300)
