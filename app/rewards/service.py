@@ -19,6 +19,7 @@ from .. import keyring
 from ..accounts import scopes
 from ..accounts.models import Household, User
 from ..columns import new_id, utcnow
+from ..dialect import dialect_name
 from ..errors import AppError, Conflict, InsufficientPoints, NotFound, validation_error
 from ..paging import page_rows
 from ..rows import loaded, new, write_new
@@ -330,9 +331,16 @@ def redeem_code(raw_code: str, merchant_id: str, actor_id: str) -> Outcome:
     now = utcnow()
     redemption_id = new_id()
     db.session.flush()  # as the ORM's statement would autoflush
-    claimed = core(_CLAIM, {"b_hash": code_hash, "b_merchant": merchant_id, "b_now": now,
-                            "b_redemption": redemption_id}).first()
-    code = None if claimed is None else loaded(RedemptionCode, claimed._asdict())
+    together = dialect_name() == "postgresql"  # SQLite has no UPDATE inside WITH
+    claimed = core(_CLAIM_WITH_REWARD if together else _CLAIM, {
+        "b_hash": code_hash, "b_merchant": merchant_id, "b_now": now, "b_redemption": redemption_id}).first()
+    reward = None
+    if claimed is None:
+        code = None
+    elif together:
+        code, reward = _claimed(claimed._mapping)
+    else:
+        code = loaded(RedemptionCode, claimed._asdict())
     if code is None:  # unknown, decided (maybe by a scan that got there first), or another merchant's
         code = _find_code(raw_code)
         if code.state != "live":
@@ -341,7 +349,7 @@ def redeem_code(raw_code: str, merchant_id: str, actor_id: str) -> Outcome:
             raise WrongMerchant()  # the code stays live for its own merchant
         raise Conflict()  # live and ours, yet not claimed: cannot happen while claims are single statements
     try:
-        reward, merchant, wallet, till, counts = _decide(code, now)
+        reward, merchant, wallet, till, counts = _decide(code, now, reward)
     except tuple(REFUSALS.values()) as refusal:
         db.session.execute(
             update(RedemptionCode).where(RedemptionCode.id == code.id)
@@ -389,17 +397,39 @@ _REWARD_WITH_MERCHANT = (
 )
 
 
+# PostgreSQL: the claim and, in the same statement, the claimed code's reward with its merchant (what
+# `_decide` reads next): a code, a reward and a merchant row in one.
+_CLAIMED = _CLAIM.cte("claimed")
+_CLAIM_WITH_REWARD = (
+    select(*_CLAIMED.c, *[column.label(f"reward__{column.key}") for column in _REWARDS.c],
+           *[column.label(f"merchant__{column.key}") for column in _MERCHANTS.c])
+    .join_from(_CLAIMED, _REWARDS, _REWARDS.c.id == _CLAIMED.c.reward_id)
+    .join(_MERCHANTS, _MERCHANTS.c.id == _REWARDS.c.merchant_id)
+)
+
+
+def _claimed(row) -> tuple[RedemptionCode, Reward]:
+    """The claimed code and its reward (with its merchant) as the session's objects."""
+    return loaded(RedemptionCode, {c.key: row[c.key] for c in _CODES.c}), _reward_from_row(row, "reward__")
+
+
+def _reward_from_row(row, prefix: str) -> Reward:
+    """The reward and its merchant of a row that holds both; one the session already holds is
+    returned as it is held."""
+    merchant = loaded(Merchant, {c.key: row[f"merchant__{c.key}"] for c in _MERCHANTS.c}, refresh=False)
+    reward = loaded(Reward, {c.key: row[f"{prefix}{c.key}"] for c in _REWARDS.c}, refresh=False)
+    if "merchant" not in reward.__dict__:
+        set_committed_value(reward, "merchant", merchant)
+    return reward
+
+
 def _reward_with_merchant(reward_id: str) -> Reward:
     """The reward with its merchant, in one pre-built statement (what `db.session.get` with the joined
     merchant reads); one the session already holds is returned as it is held."""
     held = db.session.identity_map.get(identity_key(Reward, reward_id))
     if held is not None:
         return held
-    row = core(_REWARD_WITH_MERCHANT, {"reward_id": reward_id}).one()._mapping
-    merchant = loaded(Merchant, {c.key: row[f"merchant__{c.key}"] for c in _MERCHANTS.c}, refresh=False)
-    reward = loaded(Reward, {c.key: row[c.key] for c in _REWARDS.c}, refresh=False)
-    set_committed_value(reward, "merchant", merchant)
-    return reward
+    return _reward_from_row(core(_REWARD_WITH_MERCHANT, {"reward_id": reward_id}).one()._mapping, "")
 
 
 @dataclass
@@ -409,11 +439,12 @@ class _Counts:
     merchant_today: int | None  # the merchant's completed redemptions today, when it has a daily limit
 
 
-def _decide(code: RedemptionCode, now: datetime):
-    """Every refusal, in order, before anything is written; the stock is taken last, guarded."""
+def _decide(code: RedemptionCode, now: datetime, reward: Reward | None):
+    """Every refusal, in order, before anything is written; the stock is taken last, guarded.
+    `reward`: the code's, when the claim read it."""
     if code.expires_at <= now:
         raise CodeExpired()
-    reward = _reward_with_merchant(code.reward_id)
+    reward = reward or _reward_with_merchant(code.reward_id)
     merchant = reward.merchant
     if not is_available(reward, merchant, now):
         raise RewardUnavailable()
