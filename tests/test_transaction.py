@@ -3,8 +3,9 @@ import threading
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, update
 
+from app.accounts.models import User
 from app.activities.models import Action
 from app.extensions import db
 from app.transaction import CommitOutsideUnitOfWork, NestedUnitOfWork, transaction
@@ -63,3 +64,29 @@ def test_concurrent_requests_with_one_key_wait_and_replay_the_first_reply(app, f
     assert len({reply["id"] for _, _, reply in replies}) == 1
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Action)) == 1
+
+
+@pytest.mark.committing
+def test_a_request_commits_without_expiring_and_the_next_transaction_reads_afresh(app, resident):
+    with app.test_request_context("/"):
+        with transaction():
+            user = db.session.get(User, resident.id)
+            user.display_name = "written by the request"
+        # The request's reply is built by now: nothing of the session is read again for it.
+        assert user.display_name == "written by the request"
+        assert not inspect(user).expired_attributes
+        with db.engine.begin() as other:  # another process changes the row after the commit
+            other.execute(update(User).where(User.id == user.id).values(display_name="changed elsewhere"))
+
+        # The session begins again (a test holding the app context, say): its objects are read afresh.
+        db.session.scalar(select(func.count()).select_from(User))
+        assert user.display_name == "changed elsewhere"
+
+
+@pytest.mark.committing
+def test_outside_a_request_a_commit_expires_the_sessions_objects(app, resident):
+    with transaction():
+        user = db.session.get(User, resident.id)
+        user.display_name = "written by a job"
+
+    assert "display_name" in inspect(user).expired_attributes
