@@ -147,11 +147,21 @@ def browser(live_server, tmp_path):
 
 def wait(page, condition, seconds: int = WAIT_SECONDS):
     """Wait until `condition(page)` holds; an element of the page being replaced (or not there yet) is retried."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def settled(driver):
+        try:
+            return condition(driver)
+        except WebDriverException as error:
+            # Chromium's word for an element whose page was replaced while it was read (a form's
+            # reply arriving): stale, as StaleElementReferenceException says it elsewhere.
+            if "does not belong to the document" in (error.msg or ""):
+                return False
+            raise
+
     retried = (NoSuchElementException, StaleElementReferenceException)
-    return WebDriverWait(page, seconds, ignored_exceptions=retried).until(condition)
+    return WebDriverWait(page, seconds, ignored_exceptions=retried).until(settled)
 
 
 def login(page, phone, password=PASSWORD):
