@@ -475,12 +475,13 @@ def _takes(lots, amount: int) -> list[tuple[str, int, int]]:
     return takes
 
 
-def _open_lots(one: bool):
-    """(id, remaining) of an account's open lots, those expiring first first, locked."""
+def _open_lots(one: bool, account: str = "account_id", lot: str = "lot_id"):
+    """(id, remaining) of an account's open lots, those expiring first first, locked; `account` and
+    `lot` name the parameters."""
     lots = _LOTS.c
-    query = select(lots.id, lots.remaining).where(lots.account_id == bindparam("account_id"), lots.remaining > 0)
+    query = select(lots.id, lots.remaining).where(lots.account_id == bindparam(account), lots.remaining > 0)
     if one:
-        query = query.where(lots.id == bindparam("lot_id"))
+        query = query.where(lots.id == bindparam(lot))
     return query.order_by(lots.expires_at, lots.id).with_for_update()
 
 
@@ -492,11 +493,7 @@ def _consume_statement(one: bool):
     # Parameters named unlike any column: a statement that holds an UPDATE or INSERT is compiled for the
     # names it is given (app/driver.py), and a column's name would become one more value to SET.
     lots, amount = _LOTS.c, bindparam("b_amount", type_=BigInteger)
-    locked = select(lots.id, lots.remaining, lots.expires_at).where(
-        lots.account_id == bindparam("b_account"), lots.remaining > 0)
-    if one:
-        locked = locked.where(lots.id == bindparam("b_lot"))
-    locked = locked.order_by(lots.expires_at, lots.id).with_for_update().cte("open_lots")
+    locked = _open_lots(one, account="b_account", lot="b_lot").add_columns(lots.expires_at).cte("open_lots")
     paid_through = func.sum(locked.c.remaining).over(order_by=(locked.c.expires_at, locked.c.id))
     paid_before = cast(paid_through, BigInteger) - locked.c.remaining  # sum() of bigint is numeric
     ranked = select(locked.c.id, locked.c.remaining, paid_before.label("before")).cte("ranked")
