@@ -7,7 +7,7 @@ import orjson
 from sqlalchemy import Text, any_, bindparam, cast, column, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .extensions import db
+from .extensions import core, db
 
 
 def dialect_name() -> str:
@@ -48,17 +48,32 @@ def adding_statement(dialect: str, table, keys: tuple, sums: tuple, prefix: str 
 
 
 def add_rows(session, table, keys, sums, rows: list[dict]) -> None:
-    """Add `rows` into a table of totals: each is inserted, or its `sums` are added to the row with the
-    same `keys`; one upsert per row run as one executemany, in the order given (sort them by key so
-    that writers lock rows in one order).
+    """Add `rows` (each with its own `keys`) into a table of totals: each is inserted, or its `sums`
+    are added to the row with the same `keys`, in the order given (sort them by key so that writers
+    lock rows in one order).
 
-    The statement names one row, so SQLAlchemy compiles it once per process (a multi-row VALUES
-    would be compiled again on every call).
+    PostgreSQL takes many rows in one upsert reading them from a JSON parameter, as `insert_rows`
+    does (a batch's 500 month rows as an executemany cost ≈ 10 ms of the driver's Python); one row,
+    and SQLite, take the one-row upsert (an executemany for several), compiled once per process.
     """
     if not rows:
         return
-    statement = adding_statement(session.get_bind().dialect.name, table, tuple(keys), tuple(sums))
+    dialect = session.get_bind().dialect.name
+    if len(rows) > 1 and dialect == "postgresql":
+        statement = _adding_rows_statement(table, tuple(keys), tuple(sums), tuple(rows[0]))
+        session.connection().execute(statement, {"rows": _json_rows(rows)})
+        return
+    statement = adding_statement(dialect, table, tuple(keys), tuple(sums))
     session.connection().execute(statement, rows if len(rows) > 1 else rows[0])  # Core: no Session overhead
+
+
+@functools.cache
+def _adding_rows_statement(table, keys: tuple, sums: tuple, names: tuple):
+    """PostgreSQL: INSERT the rows of a JSON parameter … ON CONFLICT (keys) DO UPDATE adding their sums."""
+    source = _recordset([(name, table.c[name].type) for name in names])
+    insert = postgresql.insert(table).from_select(list(names), select(*[source.c[name] for name in names]))
+    return insert.on_conflict_do_update(index_elements=list(keys),
+                                        set_={name: table.c[name] + insert.excluded[name] for name in sums})
 
 
 # ---------------------------------------------------------------- many rows in one statement
@@ -69,58 +84,79 @@ def insert_rows(table, rows: list[dict], *, skip_conflicts_on: list[str] | None 
     """INSERT every row (dicts with the same keys) in one statement; the result, for `returning` columns.
 
     PostgreSQL reads the rows from a single JSON parameter (`json_to_recordset`), so the statement
-    is the same text for any number of rows; SQLite runs an executemany. Rows are written in the
-    order given. `skip_conflicts_on`: the columns of a unique constraint whose repeats are skipped
-    (ON CONFLICT … DO NOTHING); `lock_conflicts_on`: whose repeats are left as they are but locked,
-    as an UPDATE locks them (ON CONFLICT … DO UPDATE SET key = key), so every row is created or locked.
+    is the same text for any number of rows: it is built once per table and shape, and run on the
+    session's connection (`core`) once the session has flushed, as `Session.execute` would; SQLite
+    runs an executemany. Rows are written in the order given. `skip_conflicts_on`: the columns of a
+    unique constraint whose repeats are skipped (ON CONFLICT … DO NOTHING); `lock_conflicts_on`:
+    whose repeats are left as they are but locked, as an UPDATE locks them (ON CONFLICT … DO UPDATE
+    SET key = key), so every row is created or locked.
     """
     if not rows:
         return None
-    names = list(rows[0])
+    skip = tuple(skip_conflicts_on or ())
+    lock = tuple(lock_conflicts_on or ())
+    returned = tuple(returning) if returning is not None else None
     if _is_postgres():
-        source = _recordset([(name, table.c[name].type) for name in names])
-        statement = dialect_insert(table).from_select(names, select(*[source.c[name] for name in names]))
-        params = {"rows": _json_rows(rows)}
-    else:
-        statement, params = dialect_insert(table), rows
-    if skip_conflicts_on:
-        statement = statement.on_conflict_do_nothing(index_elements=skip_conflicts_on)
-    elif lock_conflicts_on:
-        statement = statement.on_conflict_do_update(
-            index_elements=lock_conflicts_on, set_={key: statement.excluded[key] for key in lock_conflicts_on})
-    if returning is not None:
-        statement = statement.returning(*returning)
-    return db.session.execute(statement, params)
+        db.session.flush()
+        return core(_insert_from_json(table, tuple(rows[0]), skip, lock, returned), {"rows": _json_rows(rows)})
+    return db.session.execute(_conflicts(sqlite.insert(table), skip, lock, returned), rows)
+
+
+@functools.cache
+def _insert_from_json(table, names: tuple, skip: tuple, lock: tuple, returned: tuple | None):
+    source = _recordset([(name, table.c[name].type) for name in names])
+    statement = postgresql.insert(table).from_select(list(names), select(*[source.c[name] for name in names]))
+    return _conflicts(statement, skip, lock, returned)
+
+
+def _conflicts(statement, skip: tuple, lock: tuple, returned: tuple | None):
+    if skip:
+        statement = statement.on_conflict_do_nothing(index_elements=list(skip))
+    elif lock:
+        statement = statement.on_conflict_do_update(index_elements=list(lock),
+                                                    set_={key: statement.excluded[key] for key in lock})
+    if returned is not None:
+        statement = statement.returning(*returned)
+    return statement
 
 
 def update_rows(table, rows: list[dict], *, match: list[str], guard: dict[str, str] | None = None) -> int:
     """UPDATE one row per dict in one statement; returns how many rows changed.
 
     Each dict holds the `match` columns (the row's key), `guard` keys (column → key of the value the
-    column must still hold, e.g. {"seq": "old_seq"}) and the new values of every other key.
+    column must still hold, e.g. {"seq": "old_seq"}) and the new values of every other key. On
+    PostgreSQL the statement reads the rows from one JSON parameter, built once per table and shape.
     """
     if not rows:
         return 0
-    guard = guard or {}
-    keys = list(rows[0])
-    column_of = {key: table.c[key] for key in keys if key in table.c}
-    column_of.update({key: table.c[name] for name, key in guard.items()})
-    sets = [key for key in keys if key not in match and key not in guard.values()]
+    guard_items = tuple((guard or {}).items())
     if _is_postgres():
-        source = _recordset([(key, column_of[key].type) for key in keys])
-        value = source.c.__getitem__
-        params = {"rows": _json_rows(rows)}
-    else:
-        value = lambda key: bindparam(f"p_{key}")  # noqa: E731  (a SET clause may not reuse a column's name)
-        params = [{f"p_{key}": row[key] for key in keys} for row in rows]
-    statement = (
+        db.session.flush()
+        statement = _update_from_json(table, tuple(rows[0]), tuple(match), guard_items)
+        return core(statement, {"rows": _json_rows(rows)}).rowcount
+    keys = list(rows[0])
+    params = [{f"p_{key}": row[key] for key in keys} for row in rows]  # a SET clause may not reuse a column's name
+    statement = _update(table, keys, match, guard_items, lambda key: bindparam(f"p_{key}"))
+    return db.session.execute(statement.execution_options(synchronize_session=False), params).rowcount
+
+
+@functools.cache
+def _update_from_json(table, keys: tuple, match: tuple, guard_items: tuple):
+    column_of = {key: table.c[key] for key in keys if key in table.c}
+    column_of.update({key: table.c[name] for name, key in guard_items})
+    source = _recordset([(key, column_of[key].type) for key in keys])
+    return _update(table, keys, match, guard_items, source.c.__getitem__)
+
+
+def _update(table, keys, match, guard_items: tuple, value):
+    guarded = {key for _, key in guard_items}
+    sets = [key for key in keys if key not in match and key not in guarded]
+    return (
         update(table)
         .where(*[table.c[key] == value(key) for key in match],
-               *[table.c[name] == value(key) for name, key in guard.items()])
+               *[table.c[name] == value(key) for name, key in guard_items])
         .values({key: value(key) for key in sets})
-        .execution_options(synchronize_session=False)
     )
-    return db.session.execute(statement, params).rowcount
 
 
 def is_in(column, values):
