@@ -9,8 +9,6 @@ clawback withholdings are those `service.award` would have written one by one, b
 issuance side: one shard pays the whole batch (`lock_households`), where one by one each
 household's own shard would. `verify()` checks the chains the same way. Nothing here commits.
 """
-from types import SimpleNamespace
-
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
@@ -21,7 +19,7 @@ from ..errors import Conflict, InsufficientPoints
 from ..extensions import db
 from .kinds import EntryKind, totals_delta
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
-from .service import LOCKED, _add_months, account_id, entry_hash, issuance_party, mark_locked
+from .service import LOCKED, _add_months, account_id, chain_hash, issuance_party, mark_locked
 
 WITHHELD = "Withheld against an earlier reversal"  # the reason service.award gives a withholding
 
@@ -61,6 +59,7 @@ class Journal:
         (account ids), all locked by this transaction (`lock_households` with the same `issuance_key`),
         and the open lots of wallets with a clawback to withhold."""
         self._issuance = account_id(*issuance_party(issuance_key))
+        self._expiry_months = current_app.config["POINTS_EXPIRY_MONTHS"]
         self._state: dict[str, dict] = {}  # account id → balance, seq, head_hash, clawback, totals as they move
         self._entries, self._lots, self._lot_uses = [], [], []
         self._open_lots: dict[str, list[dict]] = {}  # wallets that may be debited (withholding) → open lots
@@ -119,24 +118,27 @@ class Journal:
         transfer_id = new_id()
         fields = dict(transfer_id=transfer_id, kind=kind, ref_type=ref_type, ref_id=str(ref_id), actor_id=actor_id,
                       reason=reason, created_at=at)
-        self._append(debit, -amount, fields)
-        self._append(credit, amount, fields)
+        at_iso = at.isoformat()
+        self._append(debit, -amount, fields, at_iso)
+        self._append(credit, amount, fields, at_iso)
         if payer["kind"] == "household":
             self._consume_lots(debit, amount, transfer_id)
         if self._account(credit)["kind"] == "household":
             lot = {"id": new_id(), "account_id": credit, "transfer_id": transfer_id, "amount": amount,
-                   "remaining": amount, "expires_at": _add_months(at, current_app.config["POINTS_EXPIRY_MONTHS"]),
+                   "remaining": amount, "expires_at": _add_months(at, self._expiry_months),
                    "created_at": at}
             self._lots.append(lot)
             if credit in self._open_lots or self._account(credit)["clawback"] > 0:
                 self._open_lots.setdefault(credit, []).append(
                     {"id": lot["id"], "expires_at": lot["expires_at"], "row": lot, "new": True})
 
-    def _append(self, key: str, amount: int, fields: dict) -> None:
+    def _append(self, key: str, amount: int, fields: dict, at_iso: str) -> None:
         state = self._account(key)
         entry = {"id": new_id(), "account_id": key, "seq": state["seq"] + 1, "amount": amount,
                  "balance_after": state["balance"] + amount, "prev_hash": state["head_hash"], **fields}
-        entry["hash"] = entry_hash(state["head_hash"], SimpleNamespace(**entry))
+        entry["hash"] = chain_hash(state["head_hash"], entry["id"], fields["transfer_id"], key, entry["seq"], amount,
+                                   entry["balance_after"], fields["kind"], fields["ref_type"], fields["ref_id"],
+                                   fields["actor_id"], fields["reason"], at_iso)
         state["balance"], state["seq"], state["head_hash"] = entry["balance_after"], entry["seq"], entry["hash"]
         earned, redeemed = totals_delta(fields["kind"], amount)
         state["earned"], state["redeemed"] = state["earned"] + earned, state["redeemed"] + redeemed
