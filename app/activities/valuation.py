@@ -3,12 +3,14 @@
 Pure functions, no database: the cap usage they need is passed in. Decimal
 throughout, floored per action; never a float.
 """
-import json
+import functools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal, localcontext
 
-from ..localtime import local_date, month_of
+import orjson
+
+from ..localtime import local_date
 from .schemas import plain
 
 MILLI = Decimal("0.001")
@@ -41,12 +43,18 @@ def milli(value: Decimal) -> int:
 
 def cap_periods(occurred_at: datetime, daily_cap: Decimal | None, monthly_cap: Decimal | None) -> list[CapPeriod]:
     """The caps a row has, as usage periods of the Asia/Shanghai day and month, in lock order."""
+    return list(_periods_of_day(local_date(occurred_at), daily_cap, monthly_cap))
+
+
+@functools.lru_cache(maxsize=1024)
+def _periods_of_day(day: date, daily_cap: Decimal | None, monthly_cap: Decimal | None) -> tuple[CapPeriod, ...]:
+    """A batch values hundreds of records of a few days and rows: each day's periods are made once."""
     periods = []
     if daily_cap is not None:
-        periods.append(CapPeriod(f"D:{local_date(occurred_at).isoformat()}", milli(daily_cap), "daily"))
+        periods.append(CapPeriod(f"D:{day.isoformat()}", milli(daily_cap), "daily"))
     if monthly_cap is not None:
-        periods.append(CapPeriod(f"M:{month_of(occurred_at)}", milli(monthly_cap), "monthly"))
-    return periods
+        periods.append(CapPeriod(f"M:{day.strftime('%Y-%m')}", milli(monthly_cap), "monthly"))
+    return tuple(periods)
 
 
 def value(quantity: Decimal, kgco2e_per_unit: Decimal, points_per_unit: Decimal,
@@ -106,4 +114,6 @@ def receipt(*, row, quantity: Decimal, valuation: Valuation, verified: bool, sou
 
 
 def receipt_json(receipt_: dict) -> str:
-    return json.dumps(receipt_, ensure_ascii=False)
+    """The receipt as stored: compact JSON, characters as they are (orjson: a tenth of the standard
+    library's time, a batch writes hundreds)."""
+    return orjson.dumps(receipt_).decode()

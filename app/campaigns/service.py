@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from ..accounts.models import Community, User
 from ..activities.models import Action, FactorRow, FactorSet
 from ..activities.schemas import plain
+from ..activities.valuation import receipt_json
 from ..columns import new_id, utcnow
 from ..dialect import add_rows, is_in
 from ..errors import AppError, InvalidState, NotFound, ValidationFailed
@@ -479,7 +480,10 @@ def action_types_of(campaign_ids) -> dict[str, set[tuple[str, str]]]:
 
 def counts_any(types: set[tuple[str, str]], kinds) -> bool:
     """Whether a campaign of these action `types` counts an action of any of these (action_type, variant)."""
-    return any((action_type, "") in types or (action_type, variant) in types for action_type, variant in kinds)
+    for action_type, variant in kinds:  # a loop, not any(…): a batch asks this for every record
+        if (action_type, "") in types or (action_type, variant) in types:
+            return True
+    return False
 
 
 def preview_campaign_points(valued: list[tuple[Action, int]]) -> dict[str, int]:
