@@ -93,7 +93,7 @@ class CampaignParts:
     def _matches(self, campaign: Campaign, action) -> bool:
         return (action.community_id in self._communities.get(campaign.id, ())
                 and campaign.starts_at <= action.occurred_at < campaign.ends_at
-                and counts_any(self._types.get(campaign.id, set()), [(action.action_type, action.variant or "")]))
+                and counts_any(self._types.get(campaign.id, ()), ((action.action_type, action.variant or ""),)))
 
     def write(self) -> None:
         """Append the awards (one statement) and stage each campaign's leaderboard sync."""

@@ -565,7 +565,7 @@ def apply_campaigns(action: Action) -> int:
     action.points = action.base_points + total
     receipt = json.loads(action.receipt) if action.receipt else {}
     receipt.update({"campaigns": parts, "campaign_points": total, "points": action.points})
-    action.receipt = json.dumps(receipt, ensure_ascii=False)
+    action.receipt = receipt_json(receipt)
     db.session.flush()
     return total
 

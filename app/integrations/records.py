@@ -62,6 +62,6 @@ def is_anomalous(quantity: Decimal, daily_cap: Decimal | None, history: list) ->
     quantities of that type and variant, given at least 5 of them."""
     if daily_cap is not None and quantity > daily_cap:
         return True
-    return len(history) >= ANOMALY_MIN_HISTORY and quantity > ANOMALY_FACTOR * statistics.median(
-        Decimal(q) for q in history
-    )
+    if len(history) < ANOMALY_MIN_HISTORY or quantity <= ANOMALY_FACTOR * min(history):
+        return False  # the median is at least the smallest: most records are decided without sorting
+    return quantity > ANOMALY_FACTOR * statistics.median(Decimal(q) for q in history)
