@@ -11,17 +11,18 @@ household's own shard would. `verify()` checks the chains the same way. Nothing 
 """
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.orm.attributes import set_committed_value
 
 from ..columns import new_id, utcnow
 from ..dialect import insert_rows, is_in, update_rows
 from ..errors import Conflict, InsufficientPoints
 from ..extensions import db
+from ..rows import set_loaded
 from .kinds import EntryKind, totals_delta
 from .models import GENESIS, SYSTEM_KINDS, LedgerAccount, LedgerEntry, LotUse, PointLot
 from .service import LOCKED, _add_months, account_id, chain_hash, issuance_party, mark_locked
 
 WITHHELD = "Withheld against an earlier reversal"  # the reason service.award gives a withholding
+_MOVED = ("balance", "seq", "head_hash", "clawback", "earned", "redeemed")  # what writing moves on an account
 
 
 def lock_households(household_ids, issuance_key: str) -> None:
@@ -173,7 +174,7 @@ class Journal:
         if update_rows(PointLot.__table__, spent, match=["id"], guard={"remaining": "old_remaining"}) != len(spent):
             raise Conflict("The household's point lots changed concurrently; retry")
         for lot in (lot for lots in self._open_lots.values() for lot in lots if not lot["new"]):
-            set_committed_value(lot["object"], "remaining", lot["remaining"])
+            set_loaded(lot["object"], {"remaining": lot["remaining"]})
             self._lot_start[lot["id"]] = lot["remaining"]
         insert_rows(LotUse.__table__, self._lot_uses)
         moved = [{"id": key, "old_seq": s["old_seq"], "balance": s["balance"], "seq": s["seq"],
@@ -183,7 +184,6 @@ class Journal:
         if update_rows(LedgerAccount.__table__, moved, match=["id"], guard={"seq": "old_seq"}) != len(moved):
             raise Conflict("The account changed concurrently; retry")
         for key, state in self._state.items():  # mirror the UPDATE on the loaded rows, as service._append does
-            for name in ("balance", "seq", "head_hash", "clawback", "earned", "redeemed"):
-                set_committed_value(state["object"], name, state[name])
+            set_loaded(state["object"], {name: state[name] for name in _MOVED})
             state["old_seq"] = state["seq"]
         self._entries, self._lots, self._lot_uses = [], [], []
