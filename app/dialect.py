@@ -7,7 +7,7 @@ import orjson
 from sqlalchemy import Text, any_, bindparam, cast, column, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .extensions import core, db
+from .extensions import core, db, run
 
 
 def dialect_name() -> str:
@@ -61,10 +61,10 @@ def add_rows(session, table, keys, sums, rows: list[dict]) -> None:
     dialect = session.get_bind().dialect.name
     if len(rows) > 1 and dialect == "postgresql":
         statement = _adding_rows_statement(table, tuple(keys), tuple(sums), tuple(rows[0]))
-        session.connection().execute(statement, {"rows": _json_rows(rows)})
+        run(session.connection(), statement, {"rows": _json_rows(rows)})
         return
     statement = adding_statement(dialect, table, tuple(keys), tuple(sums))
-    session.connection().execute(statement, rows if len(rows) > 1 else rows[0])  # Core: no Session overhead
+    run(session.connection(), statement, rows if len(rows) > 1 else rows[0])  # Core: no Session overhead
 
 
 @functools.cache

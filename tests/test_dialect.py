@@ -30,3 +30,37 @@ def test_rows_travel_as_naive_utc_times_exact_decimals_and_plain_text():
 def test_a_value_json_cannot_carry_is_refused_not_guessed():
     with pytest.raises(TypeError):
         _json_rows([{"amount": 1.5j}])
+
+
+def test_many_rows_are_added_into_a_table_of_totals_in_one_statement(app, is_postgres):
+    """add_rows: a new key is inserted, an existing key gets the sums added; several rows on
+    PostgreSQL are one upsert (a batch's hundreds of month rows), on SQLite one executemany."""
+    from sqlalchemy import event, select
+
+    from app.dialect import add_rows
+    from app.district.models import HouseholdMonth
+    from app.extensions import db
+
+    keys, sums = ("month", "community_id", "action_type", "household_id"), ("actions", "reduction_g",
+                                                                             "verified_reduction_g")
+
+    def row(household, actions, grams):
+        return {"month": "2026-12", "community_id": "c1", "action_type": "recycling", "household_id": household,
+                "actions": actions, "reduction_g": grams, "verified_reduction_g": grams // 2}
+
+    add_rows(db.session, HouseholdMonth.__table__, keys, sums, [row("h1", 1, 800)])
+    statements = []
+    record = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        add_rows(db.session, HouseholdMonth.__table__, keys, sums, [row("h1", 2, 1_600), row("h2", 1, 820)])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+    stored = {h: (a, g, v) for h, a, g, v in db.session.execute(
+        select(HouseholdMonth.household_id, HouseholdMonth.actions, HouseholdMonth.reduction_g,
+               HouseholdMonth.verified_reduction_g).order_by(HouseholdMonth.household_id))}
+    assert stored == {"h1": (3, 2_400, 1_200), "h2": (1, 820, 410)}
+    assert len(statements) == 1
+    assert ("json_to_recordset" in statements[0]) == is_postgres
+    db.session.rollback()
