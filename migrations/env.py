@@ -90,18 +90,31 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch migration rebuilds a table (copy, drop, rename): SQLite must not enforce foreign keys
+            # meanwhile, and can only stop outside a transaction. They are checked again at the end.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
-        # SQLite runs with our own BEGIN IMMEDIATE (see app/__init__.py), so Alembic's
-        # non-transactional DDL mode would leave the work uncommitted.
-        if connection.in_transaction():
-            connection.commit()
+            with context.begin_transaction():
+                context.run_migrations()
+            # SQLite runs with our own BEGIN IMMEDIATE (see app/__init__.py), so Alembic's
+            # non-transactional DDL mode would leave the work uncommitted.
+            if connection.in_transaction():
+                connection.commit()
+        finally:
+            if sqlite:
+                raw = connection.connection.driver_connection
+                raw.execute("PRAGMA foreign_keys=ON")
+                broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"rows break their foreign keys after the migration: {broken[:5]}")
 
 
 if context.is_offline_mode():

@@ -21,7 +21,11 @@ class LedgerAccount(db.Model):
 
     __tablename__ = "ledger_accounts"
     __table_args__ = (
-        UniqueConstraint("kind", "owner_id", "shard"),
+        # Not a unique key: the id is a hash of these three (service.account_id), so the primary key
+        # already allows one row each. A second unique index deadlocked two transactions creating the
+        # same account at once (INSERT … ON CONFLICT (id) waits on any other unique index while holding
+        # its speculative insertion; migration 0011).
+        Index("ix_ledger_accounts_kind_owner_id_shard", "kind", "owner_id", "shard"),
         CheckConstraint("balance >= 0 OR kind IN ('issuance', 'expiry')", name="balance_not_negative"),
         CheckConstraint("clawback >= 0", name="clawback_not_negative"),
     )

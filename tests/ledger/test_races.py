@@ -135,3 +135,30 @@ def test_concurrent_first_credits_create_each_system_shard_once(app, make_reside
 
     assert results == ["ok"] * 8
     assert ledger.verify() == []
+
+
+@pytest.mark.committing
+def test_transactions_creating_the_same_new_account_at_once_all_succeed(app, is_postgres):
+    """Eight transactions at a time each create their own wallet and one shared account that none of
+    them finds (a new issuance shard, a campaign's first credits) in one upsert, then move points
+    between them. None may fail: on PostgreSQL a second unique key on the accounts made two of them
+    deadlock now and then (one waiting on the other's transaction while holding its speculative
+    insertion), which a client saw as a 409."""
+    rounds, count = 30, 8
+    owners = [new_id() for _ in range(rounds)]
+    for round_ in range(rounds):
+        shared = ("issuance", owners[round_], 0)
+        wallets = [("household", new_id()) for _ in range(count)]
+
+        def credit(index):
+            source, wallet = ledger.lock(shared, wallets[index])
+            ledger.transfer(source, wallet, 5, kind="adjustment", ref_type="race", ref_id=f"{round_}-{index}")
+            db.session.commit()
+            return "ok"
+
+        results = run_threads(app, count, credit)
+
+        assert results == ["ok"] * count, results
+        assert balance_of(ledger.account_id(*shared)) == -5 * count
+    assert db.session.query(LedgerAccount).filter(LedgerAccount.owner_id.in_(owners)).count() == rounds  # one each
+    assert ledger.verify() == []
