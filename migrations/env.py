@@ -108,13 +108,16 @@ def run_migrations_online():
             # non-transactional DDL mode would leave the work uncommitted.
             if connection.in_transaction():
                 connection.commit()
-        finally:
+        except BaseException:
             if sqlite:
-                raw = connection.connection.driver_connection
-                raw.execute("PRAGMA foreign_keys=ON")
-                broken = raw.execute("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise RuntimeError(f"rows break their foreign keys after the migration: {broken[:5]}")
+                connection.invalidate()  # never back into the pool with its foreign keys off
+            raise
+        if sqlite:
+            raw = connection.connection.driver_connection
+            raw.execute("PRAGMA foreign_keys=ON")
+            broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"rows break their foreign keys after the migration: {broken[:5]}")
 
 
 if context.is_offline_mode():
