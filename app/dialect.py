@@ -43,6 +43,11 @@ def adding_statement(dialect: str, table, keys: tuple, sums: tuple, prefix: str 
     insert = dialect_insert_for(dialect, table)
     if prefix is not None:
         insert = insert.values({c.key: bindparam(prefix + c.key, type_=c.type) for c in table.columns})
+    return _adding(insert, table, keys, sums)
+
+
+def _adding(insert, table, keys: tuple, sums: tuple):
+    """`insert` … ON CONFLICT (keys) DO UPDATE adding its `sums` to the stored row's."""
     return insert.on_conflict_do_update(index_elements=list(keys),
                                         set_={name: table.c[name] + insert.excluded[name] for name in sums})
 
@@ -70,10 +75,7 @@ def add_rows(session, table, keys, sums, rows: list[dict]) -> None:
 @functools.cache
 def _adding_rows_statement(table, keys: tuple, sums: tuple, names: tuple):
     """PostgreSQL: INSERT the rows of a JSON parameter … ON CONFLICT (keys) DO UPDATE adding their sums."""
-    source = _recordset([(name, table.c[name].type) for name in names])
-    insert = postgresql.insert(table).from_select(list(names), select(*[source.c[name] for name in names]))
-    return insert.on_conflict_do_update(index_elements=list(keys),
-                                        set_={name: table.c[name] + insert.excluded[name] for name in sums})
+    return _adding(_json_insert(table, names), table, keys, sums)
 
 
 # ---------------------------------------------------------------- many rows in one statement
@@ -104,9 +106,13 @@ def insert_rows(table, rows: list[dict], *, skip_conflicts_on: list[str] | None 
 
 @functools.cache
 def _insert_from_json(table, names: tuple, skip: tuple, lock: tuple, returned: tuple | None):
+    return _conflicts(_json_insert(table, names), skip, lock, returned)
+
+
+def _json_insert(table, names: tuple):
+    """PostgreSQL: INSERT INTO table (names) SELECT them FROM the rows of one JSON parameter."""
     source = _recordset([(name, table.c[name].type) for name in names])
-    statement = postgresql.insert(table).from_select(list(names), select(*[source.c[name] for name in names]))
-    return _conflicts(statement, skip, lock, returned)
+    return postgresql.insert(table).from_select(list(names), select(*[source.c[name] for name in names]))
 
 
 def _conflicts(statement, skip: tuple, lock: tuple, returned: tuple | None):
