@@ -15,8 +15,9 @@ wallet a SELECT by key). Ingestion is also given in actions per second.
 
 Each row runs `--rounds` times, ceiling and app in turn, and prints the median round (the ratio is
 taken within each round, so a machine that slows down for a while slows both sides of it). Every
-redemption round scans codes of its own, and the walkers are enough for every round to stay under
-walking's daily cap; a run that used up its requests and started over is marked with `*`.
+redemption round scans codes of its own, enough for --redemption-rate scans a second, and the walkers
+are enough for every round to stay under walking's daily cap; a run that used up its requests and
+started over is marked with `*`.
 """
 import argparse
 import shutil
@@ -149,18 +150,20 @@ def prepare(households: int, codes_per_household: int, walkers: int):
         for _, household_id in residents:
             ledger.award(household_id, 10_000, kind="adjustment", ref_type="bench", ref_id="seed")
         db.session.commit()
-    codes, one_merchant = [], []
-    for index, (headers, _) in enumerate(residents):
-        for k in range(codes_per_household):
-            merchant_headers, reward_id = merchants[(index + k) % len(merchants)]
-            status, code = call(APP_PORT, "POST", "/api/v1/redemption-codes", {"reward_id": reward_id}, headers)
-            assert status == 201, code
-            codes.append((merchant_headers, code["code"]))
-        merchant_headers, reward_id = merchants[0]
-        for _ in range(codes_per_household):
-            status, code = call(APP_PORT, "POST", "/api/v1/redemption-codes", {"reward_id": reward_id}, headers)
-            assert status == 201, code
-            one_merchant.append((merchant_headers, code["code"]))
+    # Minted over HTTP by a few threads at once (both workers serve them), kept in order: every
+    # household's codes at the 8 merchants in turn, then as many at merchant 0 alone.
+    many = [(headers, merchants[(index + k) % len(merchants)])
+            for index, (headers, _) in enumerate(residents) for k in range(codes_per_household)]
+    one = [(headers, merchants[0]) for headers, _ in residents for _ in range(codes_per_household)]
+
+    def mint(item):
+        headers, (merchant_headers, reward_id) = item
+        status, code = call(APP_PORT, "POST", "/api/v1/redemption-codes", {"reward_id": reward_id}, headers)
+        assert status == 201, code
+        return merchant_headers, code["code"]
+
+    with ThreadPoolExecutor(8) as pool:
+        codes, one_merchant = list(pool.map(mint, many)), list(pool.map(mint, one))
     status, device = call(APP_PORT, "POST", "/api/v1/integrations", {"name": "bench meters", "kind": "device"}, admin)
     assert status == 201, device
     import psycopg
@@ -335,6 +338,8 @@ def main():
     parser.add_argument("--households", type=int, default=300)
     parser.add_argument("--requests", type=int, default=3000, help="requests per row without wrk")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each row, ceiling and app in turn")
+    parser.add_argument("--redemption-rate", type=int, default=800,
+                        help="redemptions a second each redemption row's codes last for (beyond it they repeat: *)")
     parser.add_argument("--only", help="run only the rows whose name contains this, or any of several words separated by commas "
                         "(e.g. credit, ingestion, 'credit,redemption')")
     args = parser.parse_args()
@@ -344,7 +349,10 @@ def main():
     bare_proc = None
     try:
         walkers = max(args.households * args.rounds, 1000 - args.households)  # 1,000 cards in all at least
-        residents, codes, one_merchant, walking, cards, device = prepare(args.households, 15 * args.rounds, walkers)
+        # Enough fresh codes for every redemption round at --redemption-rate scans a second: a replayed code
+        # is cheaper than a new redemption, so a round that runs out would flatter the app.
+        per_household = -(-args.redemption_rate * args.seconds * args.rounds // args.households)
+        residents, codes, one_merchant, walking, cards, device = prepare(args.households, per_household, walkers)
         walking_cards = [card for _, card in walking]
         bare_proc = start("scripts.bench_bare:app", BARE_PORT, args.workers)
         now = datetime.now(timezone.utc).isoformat()
