@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import BigInteger, String, and_, bindparam, case, cast, event, func, insert, or_, select, union_all, update
+from sqlalchemy import (BigInteger, String, and_, bindparam, case, cast, event, func, insert, literal_column, or_, select,
+                        union_all, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -292,7 +293,9 @@ def _move_statement(guard_debit: bool):
     """Both sides of a transfer in one UPDATE, each row guarded by the seq it was read at (and the
     debit by its balance), returning the ids it changed."""
     a = _ACCOUNTS.c
-    amount = bindparam("amount", type_=BigInteger)
+    # Named unlike any column of the tables a statement built on this one updates (the point lots have
+    # an `amount`): app/driver.py and Core compile an UPDATE for the names given, and would SET it.
+    amount = bindparam("b_amount", type_=BigInteger)
     debit_row = and_(a.id == bindparam("debit_id"), a.seq == bindparam("debit_seq"))
     if guard_debit:
         debit_row = and_(debit_row, a.balance >= amount)
@@ -310,24 +313,33 @@ def _move_statement(guard_debit: bool):
     )
 
 
-def _move_writing_entries(guard_debit: bool, with_lot: bool):
+def _move_writing_entries(guard_debit: bool, with_lot: bool, spends: bool | None = None):
     """PostgreSQL: the same UPDATE, and in the same statement (a data-modifying WITH) the INSERT of
     both entries (parameters `<column>_debit`, `<column>_credit`) and, `with_lot`, of the credited
     household's new point lot (`<column>_lot`), written only when the UPDATE changed both rows.
-    Returns the ids it changed, as the UPDATE alone does."""
+    Returns the ids it changed, as the UPDATE alone does.
+
+    `spends` (a household debit; True to spend exactly the lot `b_lot`): the statement also
+    spends the debited household's lots (`_consume_ctes`, parameters `b_account`, `b_amount`,
+    `b_transfer`), again only when both rows changed, and returns (id, remaining, take): each changed
+    account's id with NULLs, then (id, remaining after, take) of each lot it took from."""
     moved = _move_statement(guard_debit).cte("moved")
-    changed_both = select(func.count()).select_from(moved).scalar_subquery() == 2
+    changed_both = select(func.count()).select_from(moved).scalar_subquery() == literal_column("2")
 
     def row(table, suffix):
         return select(*[bindparam(f"{column.key}_{suffix}", type_=column.type).label(column.key)
                         for column in table.columns]).where(changed_both)
 
-    statement = select(moved.c.id).add_cte(insert(_ENTRIES).from_select(
-        _ENTRY_COLUMNS, union_all(row(_ENTRIES, "debit"), row(_ENTRIES, "credit"))).cte("entries"))
+    writes = [insert(_ENTRIES).from_select(
+        _ENTRY_COLUMNS, union_all(row(_ENTRIES, "debit"), row(_ENTRIES, "credit"))).cte("entries")]
     if with_lot:
-        statement = statement.add_cte(insert(_LOTS).from_select(
-            [column.key for column in _LOTS.columns], row(_LOTS, "lot")).cte("lot"))
-    return statement
+        writes.append(insert(_LOTS).from_select([column.key for column in _LOTS.columns], row(_LOTS, "lot")).cte("lot"))
+    if spends is None:
+        return select(moved.c.id).add_cte(*writes)
+    spent, uses = _consume_ctes(spends, gate=changed_both)
+    nothing = cast(None, BigInteger)
+    return union_all(select(moved.c.id, nothing, nothing).add_cte(*writes, uses),
+                     select(spent.c.id, spent.c.remaining, spent.c.take))
 
 
 _MOVE = {True: _move_statement(guard_debit=True), False: _move_statement(guard_debit=False)}
@@ -337,29 +349,41 @@ _INSERT_LOT = insert(_LOTS)
 
 
 def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry: LedgerEntry,
-          credit_entry: LedgerEntry, lot: dict | None = None) -> None:
+          credit_entry: LedgerEntry, lot: dict | None = None, from_lot: str | None = None) -> None:
     """Write both entries (and `lot`, a new point lot's row) and move both cached balances, totals and
-    chain heads: one statement on PostgreSQL; on SQLite (no INSERT inside WITH) two, three with a lot."""
+    chain heads; a household debit also spends its lots, those expiring first first (or exactly
+    `from_lot`), and records which. One statement on PostgreSQL; on SQLite (no INSERT inside WITH) two,
+    three with a lot, then the spending's three."""
     debit_totals = totals_delta(debit_entry.kind, debit_entry.amount)
     credit_totals = totals_delta(credit_entry.kind, credit_entry.amount)
     params = {
-        "amount": amount, "debit_id": debit.id, "debit_seq": debit.seq, "debit_hash": debit_entry.hash,
+        "b_amount": amount, "debit_id": debit.id, "debit_seq": debit.seq, "debit_hash": debit_entry.hash,
         "credit_id": credit.id, "credit_seq": credit.seq, "credit_hash": credit_entry.hash,
         "debit_earned": debit_totals[0], "debit_redeemed": debit_totals[1],
         "credit_earned": credit_totals[0], "credit_redeemed": credit_totals[1],
     }
     entries = [{key: getattr(entry, key) for key in _ENTRY_COLUMNS} for entry in (debit_entry, credit_entry)]
     guard_debit = debit.kind not in SYSTEM_KINDS
+    spends = debit.kind == "household"
     together = dialect_name() == "postgresql"
+    takes = None
     if together:
         rows = zip(("debit", "credit", "lot"), [*entries, lot or {}])
         params.update({f"{key}_{suffix}": value for suffix, row in rows for key, value in row.items()})
-        statement = _MOVE_WRITING[guard_debit, lot is not None]
+        if spends:
+            db.session.flush()  # lots the session changed (a restore) are read as changed
+            params.update(b_account=debit.id, b_transfer=debit_entry.transfer_id)
+            if from_lot is not None:
+                params["b_lot"] = from_lot
+            result = core(_MOVE_SPENDING[lot is not None, from_lot is not None], params).all()
+            changed = {lot_id for lot_id, _, take in result if take is None}
+            takes = [(lot_id, remaining + take, take) for lot_id, remaining, take in result if take is not None]
+        else:
+            changed = set(core(_MOVE_WRITING[guard_debit, lot is not None], params).scalars())
     else:
-        statement = _MOVE[guard_debit]
-    changed = set(core(statement, params).scalars())
+        changed = set(core(_MOVE[guard_debit], params).scalars())
     # Either failure leaves the caller's transaction to roll back, whatever the other row did (no
-    # entry was written then).
+    # entry was written then, no lot spent).
     if debit.id not in changed:
         raise InsufficientPoints()
     if credit.id not in changed:
@@ -370,6 +394,8 @@ def _move(debit: LedgerAccount, credit: LedgerAccount, amount: int, debit_entry:
         core(_INSERT_ENTRIES, entries)
         if lot is not None:
             core(_INSERT_LOT, lot)
+    if spends:
+        _spent(takes if together else _consume_lots(debit.id, amount, debit_entry.transfer_id, from_lot), amount)
 
 
 def _append(account: LedgerAccount, amount: int, transfer_id: str, now: datetime, **fields) -> LedgerEntry:
@@ -438,36 +464,32 @@ def transfer(
     credit_entry = _next_entry(credit, amount, transfer_id, now, fields)
     new_lot = (_new_lot(credit.id, amount, transfer_id, now, expires_at)
                if credit.kind == "household" and restores is None else None)
-    _move(debit, credit, amount, debit_entry, credit_entry, new_lot)  # a new lot is written with the entries
-    if debit.kind == "household":
-        _consume_lots(debit.id, amount, transfer_id, from_lot)
+    _move(debit, credit, amount, debit_entry, credit_entry, new_lot, from_lot)  # with a new lot, the lots spent
     if credit.kind == "household" and restores is not None:
         _restore_lots(credit.id, amount, transfer_id, now, restores, expires_at)
     return Transfer(transfer_id, amount, debit_entry, credit_entry)
 
 
-def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str | None) -> None:
-    """Spend the lots that expire first (or exactly `from_lot`) and record which: on PostgreSQL in one
-    statement (`_CONSUME`), elsewhere a locking read, then the lots' UPDATE and the uses' INSERT."""
+def _consume_lots(account_id: str, amount: int, transfer_id: str, from_lot: str | None) -> list[tuple[str, int, int]]:
+    """SQLite: spend the lots that expire first (or exactly `from_lot`) and record which, as PostgreSQL's
+    `_MOVE_SPENDING` does: a locking read, then the lots' UPDATE and the uses' INSERT. Returns (lot id,
+    remaining before, points taken) of each lot taken from."""
     db.session.flush()  # lots the session changed (a restore) are read as changed
-    together = dialect_name() == "postgresql"
-    if together:
-        params = {"b_account": account_id, "b_amount": amount, "b_transfer": transfer_id}
-        if from_lot is not None:
-            params["b_lot"] = from_lot
-        takes = [(lot_id, remaining + take, take)
-                 for lot_id, remaining, take in core(_CONSUME[from_lot is not None], params).all()]
-    else:
-        params = {"account_id": account_id} if from_lot is None else {"account_id": account_id, "lot_id": from_lot}
-        takes = _takes(core(_OPEN_LOTS[from_lot is not None], params).all(), amount)  # locked
+    params = {"account_id": account_id} if from_lot is None else {"account_id": account_id, "lot_id": from_lot}
+    takes = _takes(core(_OPEN_LOTS[from_lot is not None], params).all(), amount)  # locked
+    if takes:
+        core(_TAKE_FROM_LOT, [{"lot_id": lot_id, "take": take} for lot_id, _, take in takes])
+        core(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot_id, "transfer_id": transfer_id, "amount": take}
+                                for lot_id, _, take in takes])
+    return takes
+
+
+def _spent(takes: list[tuple[str, int, int]], amount: int) -> None:
+    """Check that the lots taken from paid `amount`, and leave the lots this session holds as taken."""
     if sum(take for _, _, take in takes) < amount:
         # Balance and lots disagree: the invariant check would flag it; refuse rather than go on (what
         # was written rolls back with the caller's transaction).
         raise Conflict("The household's point lots do not cover its balance")
-    if not together:
-        core(_TAKE_FROM_LOT, [{"lot_id": lot_id, "take": take} for lot_id, _, take in takes])
-        core(_INSERT_LOT_USES, [{"id": new_id(), "lot_id": lot_id, "transfer_id": transfer_id, "amount": take}
-                                for lot_id, _, take in takes])
     for lot_id, remaining, take in takes:
         held = db.session.identity_map.get(identity_key(PointLot, lot_id))
         if held is not None:  # a lot this session has loaded: as the UPDATE left it
@@ -496,11 +518,11 @@ def _open_lots(one: bool, account: str = "account_id", lot: str = "lot_id"):
     return query.order_by(lots.expires_at, lots.id).with_for_update()
 
 
-def _consume_statement(one: bool):
-    """PostgreSQL: `_takes` over `_open_lots` (the same rows, locked), the lots' UPDATE and the uses'
-    INSERT as one statement, returning (lot id, remaining after, points taken) of each lot it took
-    from. A use's id is 32 random hex characters, as `new_id` makes them (from gen_random_uuid:
-    its 122 random bits)."""
+def _consume_ctes(one: bool, gate=None):
+    """PostgreSQL: `_takes` over `_open_lots` (the same rows, locked), the lots' UPDATE ("spent",
+    returning (id, remaining after, take) of each lot it took from) and the uses' INSERT ("uses"), as
+    CTEs of one statement; `gate`, a condition, lets them take only when it holds. A use's id is 32
+    random hex characters, as `new_id` makes them (from gen_random_uuid: its 122 random bits)."""
     # Parameters named unlike any column: a statement that holds an UPDATE or INSERT is compiled for the
     # names it is given (app/driver.py), and a column's name would become one more value to SET.
     lots, amount = _LOTS.c, bindparam("b_amount", type_=BigInteger)
@@ -508,19 +530,21 @@ def _consume_statement(one: bool):
     paid_through = func.sum(locked.c.remaining).over(order_by=(locked.c.expires_at, locked.c.id))
     paid_before = cast(paid_through, BigInteger) - locked.c.remaining  # sum() of bigint is numeric
     ranked = select(locked.c.id, locked.c.remaining, paid_before.label("before")).cte("ranked")
-    takes = (select(ranked.c.id, func.least(ranked.c.remaining, amount - ranked.c.before).label("take"))
-             .where(ranked.c.before < amount).cte("takes"))
-    moved = (update(_LOTS).where(lots.id == takes.c.id).values(remaining=lots.remaining - takes.c.take)
-             .returning(lots.id, lots.remaining, takes.c.take).cte("moved"))
+    taking = ranked.c.before < amount if gate is None else and_(ranked.c.before < amount, gate)
+    takes = select(ranked.c.id, func.least(ranked.c.remaining, amount - ranked.c.before).label("take")) \
+        .where(taking).cte("takes")
+    spent = (update(_LOTS).where(lots.id == takes.c.id).values(remaining=lots.remaining - takes.c.take)
+             .returning(lots.id, lots.remaining, takes.c.take).cte("spent"))
     use_id = func.replace(cast(func.gen_random_uuid(), String), "-", "")
     uses = insert(LotUse.__table__).from_select(
         ["id", "lot_id", "transfer_id", "amount"],
-        select(use_id, moved.c.id, bindparam("b_transfer", type_=String), moved.c.take)).cte("uses")
-    return select(moved.c.id, moved.c.remaining, moved.c.take).add_cte(uses)
+        select(use_id, spent.c.id, bindparam("b_transfer", type_=String), spent.c.take)).cte("uses")
+    return spent, uses
 
 
 _OPEN_LOTS = {False: _open_lots(one=False), True: _open_lots(one=True)}
-_CONSUME = {False: _consume_statement(one=False), True: _consume_statement(one=True)}
+# A household debit's move and spending, one statement (with a new lot for the credit side or not)
+_MOVE_SPENDING = {(lot, one): _move_writing_entries(True, lot, spends=one) for lot in (True, False) for one in (True, False)}
 _TAKE_FROM_LOT = (update(_LOTS).where(_LOTS.c.id == bindparam("lot_id"))
                   .values(remaining=_LOTS.c.remaining - bindparam("take", type_=BigInteger)))
 _INSERT_LOT_USES = insert(LotUse.__table__)

@@ -273,8 +273,8 @@ def test_debits_consume_the_lots_that_expire_first(wallet, merchant_account):
     db.session.flush()
 
     db.session.expire_all()
-    assert [(lot.id, lot.remaining) for lot in (early, middle, late)] == [
-        (early.id, 0), (middle.id, 10), (late.id, 50)]
+    assert [(lot.id, lot.amount, lot.remaining) for lot in (early, middle, late)] == [
+        (early.id, 30, 0), (middle.id, 20, 10), (late.id, 50, 50)]  # what a lot was awarded stays
     uses = db.session.scalars(select(LotUse).where(LotUse.transfer_id == spend.id)).all()
     assert sorted((u.lot_id, u.amount) for u in uses) == sorted([(early.id, 30), (middle.id, 10)])
     assert ledger.verify() == []
@@ -308,6 +308,24 @@ def test_a_debit_the_lots_cannot_cover_is_refused_and_takes_nothing(wallet, merc
     assert (early.remaining, late.remaining) == (30, 5)
     assert counts()[1] == lot_uses
     assert fresh(wallet).balance == 80
+
+
+def test_a_debit_the_balance_cannot_cover_is_refused_and_spends_no_lot(wallet, merchant_account):
+    lot = credit_lot(wallet, 30, 10)
+    db.session.commit()
+    lot_uses = counts()[1]
+    wallet, till = ledger.lock(("household", wallet.owner_id), ("merchant", merchant_account.owner_id))
+    # The row moved under the kept one: only the database's guard sees that 25 no longer fits.
+    db.session.execute(text("UPDATE ledger_accounts SET balance = 20 WHERE id = :id"), {"id": wallet.id})
+
+    with pytest.raises(InsufficientPoints):
+        ledger.transfer(wallet, till, 25, kind="redemption", ref_type="t", ref_id="1")
+    db.session.rollback()
+
+    db.session.expire_all()
+    assert (lot.amount, lot.remaining) == (30, 30)
+    assert counts()[1] == lot_uses
+    assert fresh(wallet).balance == 30
 
 
 def test_restores_gives_the_same_lots_back(wallet, merchant_account):
@@ -351,7 +369,7 @@ def test_from_lot_takes_exactly_that_lot(wallet):
     db.session.flush()
 
     db.session.expire_all()
-    assert (early.remaining, late.remaining) == (30, 0)
+    assert (early.remaining, late.amount, late.remaining) == (30, 50, 0)
     assert fresh(wallet).balance == 30
     assert ledger.verify() == []
 
