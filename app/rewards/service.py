@@ -349,7 +349,7 @@ def redeem_code(raw_code: str, merchant_id: str, actor_id: str) -> Outcome:
             raise WrongMerchant()  # the code stays live for its own merchant
         raise Conflict()  # live and ours, yet not claimed: cannot happen while claims are single statements
     try:
-        reward, merchant, wallet, till, counts = _decide(code, now, reward)
+        reward, merchant, wallet, till, household_today = _decide(code, now, reward)
     except tuple(REFUSALS.values()) as refusal:
         db.session.execute(
             update(RedemptionCode).where(RedemptionCode.id == code.id)
@@ -357,7 +357,7 @@ def redeem_code(raw_code: str, merchant_id: str, actor_id: str) -> Outcome:
             .execution_options(synchronize_session=False)
         )
         refuse_keeping_writes(refusal)
-    return Outcome(_complete(code, redemption_id, reward, merchant, wallet, till, counts, actor_id, now),
+    return Outcome(_complete(code, redemption_id, reward, merchant, wallet, till, household_today, actor_id, now),
                    created=True)
 
 
@@ -382,11 +382,38 @@ def _counts_statement(merchant_total: bool):
     return select(*columns).select_from(Redemption.__table__).where(scope)
 
 
+def _take_stock_statement(capped: bool, limited: bool):
+    """The usual redemption in one statement, under the same two ledger locks: the reward's stock taken
+    where it suffices and the household's limit (`capped`) and the merchant's daily limit (`limited`)
+    still allow it, returning the household's redemptions at this merchant today (any status). No
+    row: something refuses, and `_decide` reads the counts to say what."""
+    r = Redemption.__table__.c
+    household, reward_id, quantity = bindparam("b_household"), bindparam("b_reward"), bindparam("b_quantity")
+    today = and_(r.merchant_id == bindparam("b_merchant"), r.created_at >= bindparam("b_start"),
+                 r.created_at < bindparam("b_end"))
+
+    def counted(column, *where):
+        return select(column).select_from(Redemption.__table__).where(*where).scalar_subquery()
+
+    # Parameters named unlike any column of rewards: app/driver.py compiles an UPDATE for the names it is given.
+    guard = [_REWARDS.c.id == reward_id, _REWARDS.c.stock >= quantity]
+    if capped:
+        held = counted(func.coalesce(func.sum(r.quantity), 0), r.household_id == household, r.reward_id == reward_id,
+                       r.status == "completed")
+        guard.append(held + quantity <= bindparam("b_limit"))
+    if limited:
+        guard.append(counted(func.count(), today, r.status == "completed") < bindparam("b_daily"))
+    return (update(_REWARDS).where(*guard).values(stock=_REWARDS.c.stock - quantity)
+            .returning(counted(func.count(), today, r.household_id == household)))
+
+
 _COUNTS = {True: _counts_statement(merchant_total=True), False: _counts_statement(merchant_total=False)}
 _STOCK_FOR_CHECK = select(Reward.stock).where(Reward.id == bindparam("reward_id")).with_for_update()
 _REWARDS = Reward.__table__
 _TAKE_STOCK = (update(_REWARDS).where(_REWARDS.c.id == bindparam("reward_id"), _REWARDS.c.stock >= bindparam("quantity"))
                .values(stock=_REWARDS.c.stock - bindparam("quantity")))
+_TAKE_STOCK_WITHIN_LIMITS = {(capped, limited): _take_stock_statement(capped, limited)
+                             for capped in (True, False) for limited in (True, False)}
 
 
 _MERCHANTS = Merchant.__table__
@@ -432,16 +459,10 @@ def _reward_with_merchant(reward_id: str) -> Reward:
     return _reward_from_row(core(_REWARD_WITH_MERCHANT, {"reward_id": reward_id}).one()._mapping, "")
 
 
-@dataclass
-class _Counts:
-    held: int  # units of the reward the household holds
-    household_today: int  # its redemptions at this merchant today, voided ones too
-    merchant_today: int | None  # the merchant's completed redemptions today, when it has a daily limit
-
-
 def _decide(code: RedemptionCode, now: datetime, reward: Reward | None):
     """Every refusal, in order, before anything is written; the stock is taken last, guarded.
-    `reward`: the code's, when the claim read it."""
+    `reward`: the code's, when the claim read it. Returns the reward, its merchant, the two locked
+    accounts and the household's redemptions at this merchant today before this one."""
     if code.expires_at <= now:
         raise CodeExpired()
     reward = reward or _reward_with_merchant(code.reward_id)
@@ -453,13 +474,20 @@ def _decide(code: RedemptionCode, now: datetime, reward: Reward | None):
     start, end = day_bounds(local_date(now))
     limited = merchant.daily_redemption_limit is not None
     db.session.flush()  # redemptions this unit of work made count
-    found = core(_COUNTS[limited], {
+    if wallet.balance >= code.points_cost:
+        household_today = core(_TAKE_STOCK_WITHIN_LIMITS[reward.per_household_limit is not None, limited], {
+            "b_household": code.household_id, "b_reward": reward.id, "b_merchant": merchant.id, "b_start": start,
+            "b_end": end, "b_quantity": code.quantity, "b_limit": reward.per_household_limit,
+            "b_daily": merchant.daily_redemption_limit}).scalar()
+        if household_today is not None:
+            return reward, merchant, wallet, till, household_today
+    # Refused (or the stock just came back with a void): the counts, read to say why, in order.
+    held, household_today, *merchant_today = core(_COUNTS[limited], {
         "household_id": code.household_id, "reward_id": reward.id, "merchant_id": merchant.id,
         "start": start, "end": end}).one()
-    counts = _Counts(int(found[0]), int(found[1]), int(found[2]) if limited else None)
-    if reward.per_household_limit is not None and counts.held + code.quantity > reward.per_household_limit:
+    if reward.per_household_limit is not None and held + code.quantity > reward.per_household_limit:
         raise LimitReached()
-    over_daily = limited and counts.merchant_today >= merchant.daily_redemption_limit
+    over_daily = limited and merchant_today[0] >= merchant.daily_redemption_limit
     poor = wallet.balance < code.points_cost
     if over_daily or poor:
         # Refused either way; out of stock is said first, as when the stock is taken before these checks.
@@ -471,11 +499,11 @@ def _decide(code: RedemptionCode, now: datetime, reward: Reward | None):
     taken = core(_TAKE_STOCK, {"reward_id": reward.id, "quantity": code.quantity}).rowcount
     if not taken:
         raise OutOfStock()
-    return reward, merchant, wallet, till, counts
+    return reward, merchant, wallet, till, int(household_today)
 
 
 def _complete(code: RedemptionCode, redemption_id: str, reward: Reward, merchant: Merchant, wallet, till,
-              counts: _Counts, actor_id: str, now: datetime) -> Redemption:
+              household_today: int, actor_id: str, now: datetime) -> Redemption:
     """The writes of a decided redemption; any failure here rolls the whole unit of work back."""
     moved = ledger.transfer(wallet, till, code.points_cost, kind=EntryKind.REDEMPTION, ref_type="redemption",
                             ref_id=redemption_id, actor_id=actor_id)
@@ -487,7 +515,7 @@ def _complete(code: RedemptionCode, redemption_id: str, reward: Reward, merchant
     write_new(redemption)  # one pre-built INSERT
     set_committed_value(redemption, "reward", reward)  # the reply names it: no second read
     set_committed_value(redemption, "merchant", merchant)
-    merchants.flag_if_unusual(code.household_id, merchant, counts.household_today + 1, now)  # this one included
+    merchants.flag_if_unusual(code.household_id, merchant, household_today + 1, now)  # this one included
     return redemption
 
 
