@@ -19,9 +19,9 @@ has not locked. On SQLite the write transaction already holds the database lock.
 Round trips: the locked rows are kept for the rest of the transaction (no second
 read); a transfer is one guarded UPDATE of both accounts and one INSERT of both
 entries, plus the point lots it spends or adds, all pre-built Core statements. On
-PostgreSQL the UPDATE, the entries and a credited household's new lot are one
-statement (a data-modifying WITH that writes the rows only when both balances
-moved).
+PostgreSQL the UPDATE, the entries, a credited household's new lot and a debited
+household's lot spending are one statement (a data-modifying WITH that writes the
+rows only when both balances moved).
 """
 import functools
 import hashlib
