@@ -293,6 +293,14 @@ def test_a_debit_leaves_the_lots_the_session_holds_as_it_wrote_them(wallet, merc
     assert len({u.id for u in uses}) == 2
 
 
+def assert_untouched_after_refusal(wallet, *, lot_uses: int, balance: int):
+    """After a refused debit is rolled back: no lot use written, the wallet's balance as it was."""
+    db.session.rollback()
+    db.session.expire_all()
+    assert counts()[1] == lot_uses
+    assert fresh(wallet).balance == balance
+
+
 def test_a_debit_the_lots_cannot_cover_is_refused_and_takes_nothing(wallet, merchant_account):
     early = credit_lot(wallet, 30, 10)
     late = credit_lot(wallet, 50, 300)
@@ -302,12 +310,9 @@ def test_a_debit_the_lots_cannot_cover_is_refused_and_takes_nothing(wallet, merc
 
     with pytest.raises(Conflict):
         ledger.transfer(wallet, merchant_account, 60, kind="redemption", ref_type="t", ref_id="1")
-    db.session.rollback()
 
-    db.session.expire_all()
+    assert_untouched_after_refusal(wallet, lot_uses=lot_uses, balance=80)
     assert (early.remaining, late.remaining) == (30, 5)
-    assert counts()[1] == lot_uses
-    assert fresh(wallet).balance == 80
 
 
 def test_a_debit_the_balance_cannot_cover_is_refused_and_spends_no_lot(wallet, merchant_account):
@@ -320,12 +325,9 @@ def test_a_debit_the_balance_cannot_cover_is_refused_and_spends_no_lot(wallet, m
 
     with pytest.raises(InsufficientPoints):
         ledger.transfer(wallet, till, 25, kind="redemption", ref_type="t", ref_id="1")
-    db.session.rollback()
 
-    db.session.expire_all()
+    assert_untouched_after_refusal(wallet, lot_uses=lot_uses, balance=30)
     assert (lot.amount, lot.remaining) == (30, 30)
-    assert counts()[1] == lot_uses
-    assert fresh(wallet).balance == 30
 
 
 def test_restores_gives_the_same_lots_back(wallet, merchant_account):
